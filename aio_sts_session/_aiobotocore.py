@@ -1,0 +1,272 @@
+"""Everything that touches aiobotocore: the STS client, source credentials, and ``attach``.
+
+This is the only module importing aiobotocore, so a change in its internals is fixed here.
+What we rely on (checked on aiobotocore 2.25 and 3.x):
+
+- ``AioSession.get_credentials()`` returns ``session._credentials`` once it is set, and
+  clients take their credentials from it when created;
+- the signer awaits ``credentials.get_frozen_credentials()`` for every request and retry;
+- client creation reads ``credentials.method``, ``credentials.get_deferred_property`` and
+  ``credentials.get_account_id``.
+
+We do not inherit ``AioRefreshableCredentials`` (its windows, lock and retry-per-waiter
+behaviour are what this library exists to avoid): ``ProviderCredentials`` is a small object
+with those four members, answering from the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from aiobotocore.session import AioSession
+from botocore.config import Config
+from botocore.credentials import CredentialProvider, ReadOnlyCredentials
+
+from ._models import SessionCredentials
+from ._sts import SourceKeys, check_source_keys
+from .exceptions import ConfigurationError
+
+__all__ = [
+    "METHOD",
+    "ProviderCredentials",
+    "SourceResolver",
+    "StsClientFactory",
+    "attach",
+    "default_region",
+]
+
+METHOD = "custom-sts-session"
+
+#: botocore settings for the one STS client: standard retry mode (backoff with jitter, retries
+#: throttling, 5xx and connection errors, resending the same request and so the same code) and
+#: timeouts that bound a persistent outage to well under a minute.
+DEFAULT_STS_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": 4},
+    connect_timeout=5,
+    read_timeout=10,
+)
+
+
+class _Provider(Protocol):
+    def current_if_fresh(self) -> SessionCredentials | None: ...
+
+    async def credentials(self) -> SessionCredentials: ...
+
+
+def default_region(source_session: Any) -> str:
+    """The STS region when none is given: the source session's, the environment's, us-east-1."""
+    region = None
+    if source_session is not None:
+        region = _botocore_session(source_session).get_config_variable("region")
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    return region or "us-east-1"
+
+
+def _botocore_session(session: Any) -> AioSession:
+    """An ``AioSession`` itself, or the one inside an ``aioboto3.Session``."""
+    inner = getattr(session, "_session", session)
+    if not isinstance(inner, AioSession):
+        raise ConfigurationError(
+            f"Expected an aiobotocore AioSession or an aioboto3 Session, got "
+            f"{type(session).__name__}. For botocore (sync) sessions this library does not apply."
+        )
+    return inner
+
+
+async def _frozen_keys(creds: Any, method: str) -> SourceKeys | None:
+    if creds is None:
+        return None
+    frozen = await creds.get_frozen_credentials()
+    return SourceKeys(
+        access_key_id=frozen.access_key or "",
+        secret_access_key=frozen.secret_key or "",
+        session_token=frozen.token,
+        method=getattr(creds, "method", None) or method,
+    )
+
+
+class SourceResolver:
+    """Finds the long-term keys that sign GetSessionToken (design notes, section 2):
+    ``source_session`` if given; else, once attached, the attached session's explicit keys or
+    the providers after ours in its chain; else a fresh ``AioSession()``'s default chain."""
+
+    def __init__(self, source_session: Any | None) -> None:
+        self._explicit = _botocore_session(source_session) if source_session is not None else None
+        self._attached: tuple[AioSession, _ChainLink, Any] | None = None
+        self._default: AioSession | None = None
+
+    def use_attached(self, session: AioSession, link: _ChainLink, pre_attach: Any) -> None:
+        if self._explicit is None and self._attached is None:
+            self._attached = (session, link, pre_attach)
+
+    def describe(self) -> str:
+        if self._explicit is not None:
+            return "source_session"
+        if self._attached is not None:
+            return "the attached session's credential chain"
+        return "the default credential chain (environment, ~/.aws files)"
+
+    async def resolve(self) -> SourceKeys:
+        keys = await self._resolve()
+        return check_source_keys(keys, self.describe())
+
+    async def _resolve(self) -> SourceKeys | None:
+        if self._explicit is not None:
+            creds = await self._explicit.get_credentials()
+            if isinstance(creds, ProviderCredentials):
+                # The source session is attached to a provider: use the rest of its chain.
+                return await _load_after(self._explicit, None)
+            return await _frozen_keys(creds, "source_session")
+        if self._attached is not None:
+            session, link, pre_attach = self._attached
+            if pre_attach is not None:
+                return await _frozen_keys(pre_attach, "explicit")
+            return await _load_after(session, link)
+        if self._default is None:
+            self._default = AioSession()
+        return await _frozen_keys(await self._default.get_credentials(), "default chain")
+
+
+def _chain(session: AioSession) -> Any:
+    return session.get_component("credential_provider")
+
+
+async def _load_after(session: AioSession, link: _ChainLink | None) -> SourceKeys | None:
+    """The first credentials found by the providers after ``link`` (or after any link of
+    ours) in the session's chain."""
+    providers = list(_chain(session).providers)
+    start = providers.index(link) + 1 if link in providers else 0
+    for provider in providers[start:]:
+        if isinstance(provider, _ChainLink):
+            continue  # never recurse into a provider of ours
+        creds = await provider.load()
+        if creds is not None:
+            return await _frozen_keys(creds, provider.METHOD)
+    return None
+
+
+class StsClientFactory:
+    """Owns the one long-lived STS client (creating one costs ~50 ms of model loading)."""
+
+    def __init__(
+        self, *, region_name: str, endpoint_url: str | None, config: Config | None
+    ) -> None:
+        self.region_name = region_name
+        self.endpoint_url = endpoint_url
+        self._config = DEFAULT_STS_CONFIG if config is None else DEFAULT_STS_CONFIG.merge(config)
+        self._session: AioSession | None = None
+        self._client: Any = None
+        self._client_key: tuple[str, str, int] | None = None
+
+    async def get(self, keys: SourceKeys) -> Any:
+        loop_id = id(asyncio.get_running_loop())
+        wanted = (keys.access_key_id, keys.secret_access_key, loop_id)
+        if self._client is not None and self._client_key == wanted:
+            return self._client
+        await self.close()
+        if self._session is None:
+            self._session = AioSession()
+        self._client = await self._session.create_client(
+            "sts",
+            region_name=self.region_name,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id=keys.access_key_id,
+            aws_secret_access_key=keys.secret_access_key,
+            config=self._config,
+        ).__aenter__()
+        self._client_key = wanted
+        return self._client
+
+    async def close(self) -> None:
+        client, self._client, self._client_key = self._client, None, None
+        if client is not None:
+            # RuntimeError: created on an event loop that is gone; nothing left to close.
+            with contextlib.suppress(RuntimeError):
+                await client.__aexit__(None, None, None)
+
+
+class ProviderCredentials:
+    """What an attached session's clients hold as their credentials.
+
+    Per request the signer awaits :meth:`get_frozen_credentials`: while the provider's
+    credentials are fresh this is one clock read and one comparison; otherwise it awaits the
+    provider, which decides whether to serve, prefetch in the background or wait.
+    """
+
+    method = METHOD
+
+    def __init__(self, provider: _Provider) -> None:
+        self._provider = provider
+        self._source: SessionCredentials | None = None
+        self._frozen: Any = None
+
+    def __repr__(self) -> str:
+        return f"ProviderCredentials(method={self.method!r})"
+
+    async def get_frozen_credentials(self) -> Any:
+        creds = self._provider.current_if_fresh()
+        if creds is None:
+            creds = await self._provider.credentials()
+        if creds is not self._source:
+            self._frozen = ReadOnlyCredentials(
+                creds.access_key_id, creds.secret_access_key, creds.session_token, None
+            )
+            self._source = creds
+        return self._frozen
+
+    async def get_account_id(self) -> None:
+        return None  # GetSessionToken does not report the account id
+
+    def get_deferred_property(self, property_name: str) -> Callable[[], None]:
+        def get_property() -> None:
+            return None
+
+        return get_property
+
+
+class _ChainLink(CredentialProvider):  # type: ignore[misc]
+    """Our entry at the head of a session's credential chain; ``load`` returns one memoised
+    :class:`ProviderCredentials`, however many clients are created concurrently."""
+
+    METHOD = METHOD
+    CANONICAL_NAME = "custom-sts-session"
+
+    def __init__(self, owner: Any, credentials: ProviderCredentials) -> None:
+        super().__init__()
+        self.owner = owner
+        self.credentials = credentials
+
+    async def load(self) -> ProviderCredentials:
+        return self.credentials
+
+
+def attach(
+    owner: Any, credentials: ProviderCredentials, sources: SourceResolver, session: Any
+) -> None:
+    """Put ``owner``'s credentials at the head of ``session``'s chain and make them the
+    session's credentials now, even if it had resolved others already."""
+    inner = _botocore_session(session)
+    chain = _chain(inner)
+    for existing in chain.providers:
+        if isinstance(existing, _ChainLink):
+            if existing.owner is owner:
+                return
+            raise ConfigurationError(
+                "This session already has another SessionTokenProvider attached; create a new "
+                "session for the second provider."
+            )
+    link = _ChainLink(owner, credentials)
+    if chain.providers:
+        chain.insert_before(chain.providers[0].METHOD, link)
+    else:
+        chain.providers.append(link)
+    # Credentials the session resolved or was given before attach: they become the source
+    # of long-term keys (they are what the user meant to sign with) and are replaced as the
+    # session's own, so clients created from now on use the provider.
+    pre_attach = inner._credentials
+    sources.use_attached(inner, link, pre_attach)
+    inner._credentials = credentials

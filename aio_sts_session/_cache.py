@@ -1,0 +1,375 @@
+"""Where tokens are kept: the ``TokenCache`` protocol, the in-memory cache, and the encrypted,
+process-shared ``EncryptedFileCache``.
+
+Entry file layout (``<sha256(cache key)[:32]>.token``, mode 0600)::
+
+    b"ASTS\\x01" | expires_at (float64, big-endian) | nonce (12 bytes) | AES-256-GCM ciphertext+tag
+
+The associated data is the 13-byte header followed by the cache key, so an entry copied over
+another one (another profile, serial or duration) does not decrypt, and the clear-text expiry
+(used to prune without the key) cannot be altered unnoticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+import warnings
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import filelock
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ._clock import Clock, system_clock
+from ._models import CachedToken, SessionCredentials
+from .exceptions import CacheLockTimeoutError, ConfigurationError
+
+__all__ = ["CacheWarning", "EncryptedFileCache", "MemoryCache", "TokenCache"]
+
+logger = logging.getLogger("aio_sts_session")
+
+_MAGIC = b"ASTS\x01"
+_HEADER = struct.Struct(">5sd")
+_NONCE_BYTES = 12
+_SUFFIX = ".token"
+
+
+class CacheWarning(UserWarning):
+    """A cache entry or directory could not be used; the provider carried on without it."""
+
+
+@runtime_checkable
+class TokenCache(Protocol):
+    """A store of tokens by cache key, with a lock that serialises refreshes of one key.
+
+    ``load`` returns ``None`` for anything unusable (missing, corrupt, expired) and never raises
+    for a bad entry. ``lock`` must be held while a refresh prompts and calls STS, so that only
+    one holder (task or process) refreshes a key at a time.
+    """
+
+    async def load(self, key: str) -> CachedToken | None: ...
+
+    async def store(self, key: str, token: CachedToken) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    def lock(self, key: str, timeout: float) -> contextlib.AbstractAsyncContextManager[None]: ...
+
+
+class MemoryCache:
+    """Tokens kept in this process only (the default). Safe to share between providers."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, CachedToken] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def __repr__(self) -> str:
+        return f"MemoryCache(entries={len(self._entries)})"
+
+    async def load(self, key: str) -> CachedToken | None:
+        return self._entries.get(key)
+
+    async def store(self, key: str, token: CachedToken) -> None:
+        self._entries[key] = token
+
+    async def delete(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        try:
+            await asyncio.wait_for(lock.acquire(), timeout)
+        except asyncio.TimeoutError as exc:
+            raise CacheLockTimeoutError(
+                f"Another task held the credential refresh lock for more than {timeout:g} s."
+            ) from exc
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+def _decode_key(key: str | bytes) -> bytes:
+    if isinstance(key, str):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            raw = b""
+    else:
+        raw = bytes(key)
+    if len(raw) != 32:
+        raise ConfigurationError(
+            "EncryptedFileCache key must be 32 bytes, or their URL-safe base64 text as made by "
+            "EncryptedFileCache.generate_key(); generate one and keep it in a secret store."
+        )
+    return raw
+
+
+def _token_to_json(token: CachedToken) -> bytes:
+    c = token.credentials
+    return json.dumps(
+        {
+            "access_key_id": c.access_key_id,
+            "secret_access_key": c.secret_access_key,
+            "session_token": c.session_token,
+            "expiration": c.expiration.isoformat(),
+            "expires_at": token.expires_at,
+            "lifetime": token.lifetime,
+            "skew": token.skew,
+        }
+    ).encode()
+
+
+def _token_from_json(data: bytes) -> CachedToken:
+    obj = json.loads(data)
+    expiration = _dt.datetime.fromisoformat(obj["expiration"])
+    return CachedToken(
+        credentials=SessionCredentials(
+            access_key_id=str(obj["access_key_id"]),
+            secret_access_key=str(obj["secret_access_key"]),
+            session_token=str(obj["session_token"]),
+            expiration=expiration,
+        ),
+        expires_at=float(obj["expires_at"]),
+        lifetime=float(obj["lifetime"]),
+        skew=float(obj["skew"]),
+    )
+
+
+class EncryptedFileCache:
+    """Tokens encrypted at rest (AES-256-GCM) in ``directory``, shared by every process of the
+    user, with an OS-level file lock per entry so processes started together ask for one code.
+
+    ``key`` is one key or a sequence of keys, newest first: entries are written with the first
+    and read with any (key rotation). Make one with :meth:`generate_key`.
+
+    ``lock_timeout`` bounds how long a process waits for another one's refresh; by default the
+    provider picks a bound longer than its MFA timeout.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        key: str | bytes | Sequence[str | bytes],
+        lock_timeout: float | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        keys: Sequence[str | bytes] = [key] if isinstance(key, (str, bytes)) else list(key)
+        if not keys:
+            raise ConfigurationError("EncryptedFileCache needs at least one key.")
+        self._aeads = [AESGCM(_decode_key(k)) for k in keys]
+        if lock_timeout is not None and lock_timeout <= 0:
+            raise ConfigurationError("lock_timeout must be a positive number of seconds.")
+        self.lock_timeout = lock_timeout
+        self.directory = Path(os.path.expanduser(os.fspath(directory)))
+        self._clock: Clock = clock or system_clock
+        self._memory = MemoryCache()
+        self._degraded = False
+        self._dir_checked = False
+
+    @staticmethod
+    def generate_key() -> str:
+        """A new random 256-bit key as URL-safe base64 text."""
+        return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode("ascii")
+
+    def __repr__(self) -> str:
+        return f"EncryptedFileCache({str(self.directory)!r}, keys={len(self._aeads)})"
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def path_for(self, key: str) -> Path:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+        return self.directory / f"{digest}{_SUFFIX}"
+
+    def _ensure_directory(self) -> bool:
+        """Create the directory 0700 if needed. False (and one warning) if it is unusable."""
+        if self._degraded:
+            return False
+        if self._dir_checked:
+            return True
+        try:
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            mode = self.directory.stat().st_mode & 0o777
+            if mode & 0o077:
+                warnings.warn(
+                    f"Credential cache directory {self.directory} is accessible to other users "
+                    f"(mode {mode:o}); entries are encrypted, but run 'chmod 700 "
+                    f"{self.directory}'.",
+                    CacheWarning,
+                    stacklevel=4,
+                )
+            if not os.access(self.directory, os.W_OK | os.X_OK):
+                raise PermissionError(f"{self.directory} is not writable")
+        except OSError as exc:
+            self._degrade(exc)
+            return False
+        self._dir_checked = True
+        return True
+
+    def _degrade(self, exc: OSError) -> None:
+        if not self._degraded:
+            self._degraded = True
+            warnings.warn(
+                f"Credential cache directory {self.directory} is unusable "
+                f"({type(exc).__name__}: {exc.strerror or exc}); keeping tokens in memory only "
+                "for this process. Fix the directory's permissions or pick another one.",
+                CacheWarning,
+                stacklevel=4,
+            )
+
+    # -- encryption ----------------------------------------------------------------------------
+
+    def _seal(self, key: str, token: CachedToken) -> bytes:
+        header = _HEADER.pack(_MAGIC, token.expires_at)
+        nonce = os.urandom(_NONCE_BYTES)
+        ciphertext = self._aeads[0].encrypt(nonce, _token_to_json(token), header + key.encode())
+        return header + nonce + ciphertext
+
+    def _open(self, key: str, blob: bytes) -> CachedToken:
+        """Decrypt an entry or raise ValueError saying what is wrong with it."""
+        if len(blob) < _HEADER.size + _NONCE_BYTES + 16:
+            raise ValueError("truncated")
+        header, rest = blob[: _HEADER.size], blob[_HEADER.size :]
+        magic, _ = _HEADER.unpack(header)
+        if magic != _MAGIC:
+            raise ValueError("not an aio-sts-session entry")
+        nonce, ciphertext = rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
+        for aead in self._aeads:
+            try:
+                plaintext = aead.decrypt(nonce, ciphertext, header + key.encode())
+            except InvalidTag:
+                continue
+            try:
+                return _token_from_json(plaintext)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError("undecodable content") from exc
+        raise ValueError("tampered, copied from another entry, or written with another key")
+
+    # -- blocking file operations (run in a worker thread) -------------------------------------
+
+    def _read_sync(self, key: str) -> CachedToken | None:
+        path = self.path_for(key)
+        try:
+            blob = path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            warnings.warn(
+                f"Could not read credential cache entry {path} ({exc.strerror}); treating it as "
+                "a miss.",
+                CacheWarning,
+                stacklevel=2,
+            )
+            return None
+        try:
+            token = self._open(key, blob)
+        except ValueError as exc:
+            warnings.warn(
+                f"Ignoring credential cache entry {path}: {exc}. It will be replaced at the next "
+                "refresh; if you rotated keys, pass the old key too (key=[new, old]).",
+                CacheWarning,
+                stacklevel=2,
+            )
+            return None
+        if token.expires_at <= self._clock():
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        return token
+
+    def _write_sync(self, key: str, token: CachedToken) -> None:
+        path = self.path_for(key)
+        blob = self._seal(key, token)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.directory)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(blob)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        with contextlib.suppress(OSError):
+            dir_fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        self._prune_sync()
+
+    def _prune_sync(self) -> None:
+        """Delete entries whose clear-text expiry has passed (no key needed)."""
+        now = self._clock()
+        for entry in self.directory.glob(f"*{_SUFFIX}"):
+            try:
+                with entry.open("rb") as fh:
+                    header = fh.read(_HEADER.size)
+                magic, expires_at = _HEADER.unpack(header)
+                if magic == _MAGIC and expires_at <= now:
+                    entry.unlink()
+            except (OSError, struct.error):
+                continue
+
+    # -- TokenCache ----------------------------------------------------------------------------
+
+    async def load(self, key: str) -> CachedToken | None:
+        if not self._ensure_directory():
+            return await self._memory.load(key)
+        return await asyncio.to_thread(self._read_sync, key)
+
+    async def store(self, key: str, token: CachedToken) -> None:
+        await self._memory.store(key, token)
+        if not self._ensure_directory():
+            return
+        try:
+            await asyncio.to_thread(self._write_sync, key, token)
+        except OSError as exc:
+            self._degrade(exc)
+
+    async def delete(self, key: str) -> None:
+        await self._memory.delete(key)
+        with contextlib.suppress(FileNotFoundError):
+            await asyncio.to_thread(self.path_for(key).unlink)
+
+    @contextlib.asynccontextmanager
+    async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
+        if not self._ensure_directory():
+            async with self._memory.lock(key, timeout):
+                yield
+            return
+        timeout = self.lock_timeout if self.lock_timeout is not None else timeout
+        path = self.path_for(key).with_suffix(".lock")
+        lock = filelock.AsyncFileLock(str(path), timeout=timeout, mode=0o600)
+        try:
+            await lock.acquire()
+        except filelock.Timeout as exc:
+            raise CacheLockTimeoutError(
+                f"Waited {timeout:g} s for another process refreshing the same credentials "
+                f"(lock {path}); it may be stuck at its MFA prompt. Answer or stop it, then retry."
+            ) from exc
+        except OSError as exc:
+            self._degrade(exc)
+            async with self._memory.lock(key, timeout):
+                yield
+            return
+        try:
+            yield
+        finally:
+            await lock.release()

@@ -1,0 +1,86 @@
+"""Value types: the credentials handed out, the MFA request, the callback protocol."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+from collections.abc import Awaitable
+from typing import Protocol, Union
+
+__all__ = ["CachedToken", "MfaCallback", "MfaRequest", "SessionCredentials"]
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class SessionCredentials:
+    """Temporary credentials from GetSessionToken.
+
+    ``expiration`` is an aware UTC datetime, as STS stated it. ``repr`` and ``str`` never show
+    the secret key or the session token.
+    """
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: _dt.datetime
+
+    def __post_init__(self) -> None:
+        if self.expiration.tzinfo is None:
+            raise ValueError("SessionCredentials.expiration must be timezone-aware")
+        if self.expiration.utcoffset() != _dt.timedelta(0):
+            object.__setattr__(self, "expiration", self.expiration.astimezone(_dt.timezone.utc))
+
+    def __repr__(self) -> str:
+        return (
+            f"SessionCredentials(access_key_id={self.access_key_id!r}, "
+            f"secret_access_key='***', session_token='***', "
+            f"expiration={self.expiration.isoformat()!r})"
+        )
+
+    __str__ = __repr__
+
+
+@dataclasses.dataclass(frozen=True)
+class MfaRequest:
+    """What the MFA callback is asked for.
+
+    ``attempt`` is 1-based and counts codes asked for within one refresh; ``max_attempts``
+    is the provider's ``mfa_attempts``. ``reason`` is ``"initial"`` for the first code of a
+    refresh, ``"rejected"`` after STS refused the previous code and ``"malformed"`` after the
+    previous answer was not six digits.
+    """
+
+    serial_number: str
+    attempt: int
+    max_attempts: int
+    duration_seconds: int
+    reason: str = "initial"
+
+
+class MfaCallback(Protocol):
+    """``async def ask(request) -> str`` or a plain ``def ask(request) -> str``.
+
+    A plain function is run in a worker thread, so it may block (``input()``, a GUI dialog).
+    """
+
+    def __call__(self, request: MfaRequest, /) -> Union[str, Awaitable[str]]: ...  # noqa: UP007
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class CachedToken:
+    """Credentials as a cache stores them: with their expiry in this machine's clock.
+
+    ``expires_at`` is wall-clock seconds since the epoch, corrected for the difference between
+    STS's clock and ours (``skew``, STS minus local); ``lifetime`` is what STS granted, in
+    seconds. ``repr`` never shows secrets.
+    """
+
+    credentials: SessionCredentials
+    expires_at: float
+    lifetime: float
+    skew: float = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"CachedToken({self.credentials!r}, expires_at={self.expires_at:.0f}, "
+            f"lifetime={self.lifetime:.0f}, skew={self.skew:.0f})"
+        )

@@ -1,0 +1,251 @@
+"""The GetSessionToken call: request, response parsing, clock-skew correction, error mapping.
+
+The aiobotocore STS client itself is built in :mod:`._aiobotocore`; this module only calls it and
+maps botocore's exceptions onto :mod:`.exceptions`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import email.utils
+import enum
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from ._models import CachedToken, SessionCredentials
+from .exceptions import (
+    MfaError,
+    SourceCredentialsError,
+    StsError,
+    StsSessionError,
+    StsUnavailableError,
+)
+
+__all__ = [
+    "CodeRejected",
+    "ErrorKind",
+    "SourceKeys",
+    "call_get_session_token",
+    "check_source_keys",
+    "classify_error",
+    "correct_for_skew",
+]
+
+#: Below this many seconds a difference between our clock and STS's ``Date`` is noise
+#: (``Date`` has one-second resolution).
+SKEW_TOLERANCE = 2.0
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class SourceKeys:
+    """The long-term keys that sign GetSessionToken. ``repr`` hides the secret."""
+
+    access_key_id: str
+    secret_access_key: str
+    session_token: str | None
+    method: str
+
+    def __repr__(self) -> str:
+        return f"SourceKeys(access_key_id={self.access_key_id!r}, method={self.method!r})"
+
+
+def check_source_keys(keys: SourceKeys | None, where: str) -> SourceKeys:
+    """Refuse missing or temporary keys before anyone is asked for a code."""
+    if keys is None or not keys.access_key_id or not keys.secret_access_key:
+        raise SourceCredentialsError(
+            f"No long-term AWS credentials found ({where}). GetSessionToken must be signed with "
+            "an IAM user's access key: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, add them to "
+            "~/.aws/credentials, or pass source_session=AioSession(profile=...)."
+        )
+    if keys.session_token:
+        raise SourceCredentialsError(
+            f"The source credentials (access key {keys.access_key_id}, found by {keys.method!r}) "
+            "are temporary: they carry a session token, and STS refuses GetSessionToken signed "
+            "with them. Use an IAM user's long-term access key (AKIA...), e.g. unset "
+            "AWS_SESSION_TOKEN or pass source_session=AioSession(profile=<a profile with "
+            "long-term keys>)."
+        )
+    return keys
+
+
+def correct_for_skew(
+    expiration: float, server_date: float | None, received_at: float
+) -> tuple[float, float, float]:
+    """Translate STS's ``Expiration`` into our clock using the response's ``Date``.
+
+    Returns ``(expires_at, lifetime, skew)``; pure, so it is tested as a table.
+    """
+    skew = 0.0 if server_date is None else server_date - received_at
+    if abs(skew) < SKEW_TOLERANCE:
+        skew = 0.0
+    expires_at = expiration - skew
+    return expires_at, expires_at - received_at, skew
+
+
+class ErrorKind(enum.Enum):
+    CODE_REJECTED = "code_rejected"  # ask the callback again
+    SERIAL_INVALID = "serial_invalid"  # a new code won't help: the serial is wrong
+    SOURCE_TEMPORARY = "source_temporary"
+    SOURCE_INVALID = "source_invalid"
+    UNAVAILABLE = "unavailable"  # retried by botocore already; recover later
+    DENIED = "denied"
+    OTHER = "other"
+
+
+_SOURCE_INVALID_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "UnrecognizedClientException",
+        "IncompleteSignature",
+        "AuthFailure",
+        "InvalidAccessKeyId",
+        "MissingAuthenticationToken",
+    }
+)
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+        "ServiceUnavailable",
+        "InternalFailure",
+        "InternalError",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "PriorRequestNotComplete",
+        "IDPCommunicationError",
+    }
+)
+
+
+def classify_error(code: str, message: str, status: int | None) -> ErrorKind:
+    """Map an STS error response onto what the provider should do about it."""
+    lowered = message.lower()
+    if code == "AccessDenied" and "multifactorauthentication failed" in lowered:
+        if "invalid mfa one time pass code" in lowered:
+            return ErrorKind.CODE_REJECTED
+        return ErrorKind.SERIAL_INVALID
+    if code == "AccessDenied" and "session credentials" in lowered:
+        return ErrorKind.SOURCE_TEMPORARY
+    if code in _SOURCE_INVALID_CODES:
+        return ErrorKind.SOURCE_INVALID
+    if code in _UNAVAILABLE_CODES or (status is not None and status >= 500):
+        return ErrorKind.UNAVAILABLE
+    if code == "AccessDenied":
+        return ErrorKind.DENIED
+    return ErrorKind.OTHER
+
+
+class CodeRejected(Exception):
+    """Internal signal: STS refused this MFA code; the provider asks for another."""
+
+
+def _map_client_error(exc: ClientError, serial: str | None, key_id: str) -> Exception:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    message = str(error.get("Message", ""))
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    kind = classify_error(code, message, status)
+    if kind is ErrorKind.CODE_REJECTED:
+        return CodeRejected(code)
+    if kind is ErrorKind.SERIAL_INVALID:
+        return MfaError(
+            f"STS could not validate MFA codes for {serial!r}: check that mfa_serial is the "
+            f"ARN (or hardware serial) of an MFA device assigned to the IAM user of {key_id}."
+        )
+    if kind is ErrorKind.SOURCE_TEMPORARY:
+        return SourceCredentialsError(
+            f"STS refused GetSessionToken signed with {key_id}: those are session credentials. "
+            "Sign with an IAM user's long-term access key."
+        )
+    if kind is ErrorKind.SOURCE_INVALID:
+        return SourceCredentialsError(
+            f"STS did not accept the long-term access key {key_id} ({code}): check the key id "
+            "and secret (rotated or deleted key?) and the local clock."
+        )
+    if kind is ErrorKind.UNAVAILABLE:
+        return StsUnavailableError(
+            f"STS kept failing ({code or status}) after retries; the provider will retry by "
+            "itself shortly. Check network access to the STS endpoint if this persists."
+        )
+    if kind is ErrorKind.DENIED:
+        return StsError(
+            f"STS denied GetSessionToken for {key_id} ({code}): allow sts:GetSessionToken "
+            "for this IAM user."
+        )
+    return StsError(
+        f"GetSessionToken failed with {code or status}: see the chained botocore error."
+    )
+
+
+def _map_botocore_error(exc: BotoCoreError) -> StsSessionError:
+    if isinstance(exc, NoCredentialsError):
+        return SourceCredentialsError(
+            "botocore found no credentials to sign GetSessionToken: configure an IAM user's "
+            "long-term access key."
+        )
+    # Connection, timeout, and other transport failures: botocore already retried them.
+    return StsUnavailableError(
+        f"Could not reach STS ({type(exc).__name__}) after retries; the provider will retry "
+        "by itself shortly. Check network access to the STS endpoint."
+    )
+
+
+def _server_date(response: dict[str, Any]) -> float | None:
+    headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    raw = headers.get("date")
+    if not raw:
+        return None
+    try:
+        return email.utils.parsedate_to_datetime(raw).timestamp()
+    except (TypeError, ValueError):
+        return None
+
+
+async def call_get_session_token(
+    client: Any,
+    *,
+    duration_seconds: int,
+    serial: str | None,
+    code: str | None,
+    key_id: str,
+    received_at: Any,
+) -> CachedToken:
+    """Call GetSessionToken once (botocore retries transient faults with the same code).
+
+    ``received_at`` is the clock, read when the response arrives. Raises :class:`CodeRejected`
+    when STS refuses the MFA code, or a :class:`StsSessionError` with the botocore error chained.
+    """
+    params: dict[str, Any] = {"DurationSeconds": duration_seconds}
+    if serial is not None:
+        params["SerialNumber"] = serial
+        params["TokenCode"] = code
+    try:
+        response = await client.get_session_token(**params)
+    except ClientError as exc:
+        raise _map_client_error(exc, serial, key_id) from exc
+    except BotoCoreError as exc:
+        raise _map_botocore_error(exc) from exc
+    now = float(received_at())
+    raw = response["Credentials"]
+    expiration: _dt.datetime = raw["Expiration"]
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=_dt.timezone.utc)
+    credentials = SessionCredentials(
+        access_key_id=raw["AccessKeyId"],
+        secret_access_key=raw["SecretAccessKey"],
+        session_token=raw["SessionToken"],
+        expiration=expiration.astimezone(_dt.timezone.utc),
+    )
+    expires_at, lifetime, skew = correct_for_skew(
+        expiration.timestamp(), _server_date(response), now
+    )
+    return CachedToken(credentials=credentials, expires_at=expires_at, lifetime=lifetime, skew=skew)

@@ -1,0 +1,120 @@
+"""Shared fixtures: an isolated AWS environment, one injected clock, the strict fake STS, moto."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pyotp
+import pytest
+from aiobotocore.session import AioSession
+from botocore.retries import standard
+
+from aio_sts_session import MfaRequest, SessionTokenProvider
+
+from .fake_sts import FakeSts
+
+SERIAL = "arn:aws:iam::123456789012:mfa/alice"
+ACCESS_KEY = "AKIAFAKESTSALICE0001"
+SECRET_KEY = "alice-long-term-secret-key-0000000000000"
+T0 = 1_800_000_000.0  # a fixed instant: tests move the clock, never sleep
+
+
+class FakeClock:
+    """The one injected clock: wall time that tests move by hand."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture(autouse=True)
+def aws_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No real AWS configuration, no metadata service lookups, no proxies."""
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    yield
+
+
+@pytest.fixture(autouse=True)
+def instant_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """botocore's standard retry mode, with its backoff delays set to zero."""
+    monkeypatch.setattr(standard.ExponentialBackoff, "delay_amount", lambda self, ctx: 0.0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def fake_sts(clock: FakeClock) -> AsyncIterator[FakeSts]:
+    fake = FakeSts(clock, users={ACCESS_KEY: SECRET_KEY}, devices={SERIAL: pyotp.random_base32()})
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+def source_session(access_key: str = ACCESS_KEY, secret: str = SECRET_KEY) -> AioSession:
+    session = AioSession()
+    session.set_credentials(access_key, secret)
+    return session
+
+
+class Device:
+    """An MFA callback backed by the fake's TOTP device, counting prompts."""
+
+    def __init__(self, fake: FakeSts, serial: str = SERIAL) -> None:
+        self.fake = fake
+        self.serial = serial
+        self.requests: list[MfaRequest] = []
+        self.answers: list[object] = []  # canned answers, used before real codes
+
+    async def __call__(self, request: MfaRequest) -> object:
+        self.requests.append(request)
+        if self.answers:
+            return self.answers.pop(0)
+        return self.fake.fresh_code(self.serial)
+
+
+@pytest.fixture
+def device(fake_sts: FakeSts) -> Device:
+    return Device(fake_sts)
+
+
+@pytest.fixture
+async def make_provider(
+    fake_sts: FakeSts, clock: FakeClock, device: Device
+) -> AsyncIterator[type[SessionTokenProvider]]:
+    created: list[SessionTokenProvider] = []
+
+    def make(**kwargs: object) -> SessionTokenProvider:
+        options: dict[str, object] = {
+            "mfa_serial": SERIAL,
+            "mfa_callback": device,
+            "endpoint_url": fake_sts.url,
+            "region_name": "us-east-1",
+            "source_session": source_session(),
+            "clock": clock,
+            "duration_seconds": 3600,
+        }
+        options.update(kwargs)
+        provider = SessionTokenProvider(**options)  # type: ignore[arg-type]
+        created.append(provider)
+        return provider
+
+    yield make  # type: ignore[misc]
+    for provider in created:
+        await provider.close()

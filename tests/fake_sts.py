@@ -1,0 +1,274 @@
+"""A strict fake of STS, as an aiohttp app on 127.0.0.1, for what moto does not check.
+
+It verifies the SigV4 signature of every request with the caller's secret, accepts each TOTP
+code once, enforces 900..129600 s durations (and an optional cap, as STS does for root), issues
+unique credentials that expire by the injected clock, checks session tokens on later calls
+(``GetCallerIdentity``), and injects faults, delays and gates on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import email.utils
+import secrets
+import urllib.parse
+from collections import deque
+from collections.abc import Callable
+
+import pyotp
+from aiohttp import web
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+INVALID_CODE = "MultiFactorAuthentication failed with invalid MFA one time pass code."
+BAD_SERIAL = (
+    "MultiFactorAuthentication failed, unable to validate MFA code. Please verify your MFA "
+    "serial number is valid and associated with this user."
+)
+
+
+@dataclasses.dataclass
+class Fault:
+    """One canned failure, consumed by the next GetSessionToken request."""
+
+    status: int = 500
+    code: str = "InternalFailure"
+    message: str = "injected fault"
+
+
+@dataclasses.dataclass
+class Issued:
+    access_key_id: str
+    secret: str
+    token: str
+    expires_at: float
+    user: str
+
+
+@dataclasses.dataclass
+class Call:
+    action: str
+    access_key_id: str
+    serial: str | None
+    code: str | None
+    duration: int | None
+    outcome: str
+
+
+class FakeSts:
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        users: dict[str, str],
+        devices: dict[str, str],
+        region: str = "us-east-1",
+    ) -> None:
+        self.clock = clock
+        self.users = dict(users)  # long-term access key id -> secret
+        self.devices = dict(devices)  # serial -> TOTP base32 secret
+        self.region = region
+        self.server_offset = 0.0  # STS clock minus the injected clock (skew tests)
+        self.duration_cap: int | None = None  # e.g. 3600, as for root
+        self.faults: deque[Fault] = deque()
+        self.delay = 0.0  # seconds before answering GetSessionToken (benchmarks)
+        self.gate: asyncio.Event | None = None  # when set, GetSessionToken waits for it
+        self.arrived = asyncio.Event()  # set when a GetSessionToken request arrives
+        self.used_codes: set[tuple[str, str]] = set()
+        self.issued: dict[str, Issued] = {}
+        self.calls: list[Call] = []
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+
+    # -- test helpers -------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return self.clock() + self.server_offset
+
+    def code(self, serial: str, offset_steps: int = 0) -> str:
+        return pyotp.TOTP(self.devices[serial]).at(self.clock() + 30 * offset_steps)
+
+    def fresh_code(self, serial: str) -> str:
+        """A valid code not used yet (the current step's, else a neighbour's), as a user who
+        waits for the next code would type."""
+        for step in (0, 1, -1):
+            code = self.code(serial, step)
+            if (serial, code) not in self.used_codes:
+                return code
+        raise AssertionError("no unused TOTP code left in the accepted window")
+
+    def wrong_code(self, serial: str) -> str:
+        """A well-formed code that the device would not accept now."""
+        valid = {self.code(serial, step) for step in (-1, 0, 1)}
+        return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
+
+    @property
+    def token_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.action == "GetSessionToken"]
+
+    async def start(self) -> FakeSts:
+        app = web.Application()
+        app.router.add_post("/", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- protocol -----------------------------------------------------------------------------
+
+    def _xml(self, body: str, status: int = 200) -> web.Response:
+        return web.Response(
+            status=status,
+            body=body.encode(),
+            content_type="text/xml",
+            headers={"Date": email.utils.formatdate(self.now(), usegmt=True)},
+        )
+
+    def _error(self, status: int, code: str, message: str) -> web.Response:
+        kind = "Sender" if status < 500 else "Receiver"
+        return self._xml(
+            f'<ErrorResponse xmlns="{NS}"><Error><Type>{kind}</Type><Code>{code}</Code>'
+            f"<Message>{message}</Message></Error><RequestId>{secrets.token_hex(8)}</RequestId>"
+            "</ErrorResponse>",
+            status,
+        )
+
+    def _verify_signature(
+        self, request: web.Request, body: bytes
+    ) -> tuple[str, Issued | None] | web.Response:
+        """The caller's access key id (and the session it belongs to), or an error response."""
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("AWS4-HMAC-SHA256 "):
+            return self._error(400, "MissingAuthenticationToken", "Request is missing auth")
+        fields = dict(
+            part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 ") :].split(",")
+        )
+        akid = fields["Credential"].split("/")[0]
+        signed = fields["SignedHeaders"].split(";")
+        token = request.headers.get("X-Amz-Security-Token")
+        session: Issued | None = None
+        if token is not None:
+            session = self.issued.get(token)
+            if session is None or session.access_key_id != akid:
+                return self._error(403, "InvalidClientTokenId", "The security token is invalid")
+            if session.expires_at <= self.now():
+                return self._error(403, "ExpiredToken", "The security token has expired")
+            secret = session.secret
+        else:
+            if akid not in self.users:
+                return self._error(
+                    403, "InvalidClientTokenId", "The security token included is invalid."
+                )
+            secret = self.users[akid]
+        headers = {name: request.headers[name] for name in signed if name in request.headers}
+        aws_request = AWSRequest(method="POST", url=str(request.url), data=body, headers=headers)
+        aws_request.context["timestamp"] = request.headers["X-Amz-Date"]
+        signer = SigV4Auth(Credentials(akid, secret, token), "sts", self.region)
+        canonical = signer.canonical_request(aws_request)
+        expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
+        if not secrets.compare_digest(expected, fields["Signature"]):
+            return self._error(403, "SignatureDoesNotMatch", "Signature does not match")
+        return akid, session
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+        action = form.get("Action", "")
+        checked = self._verify_signature(request, body)
+        if isinstance(checked, web.Response):
+            self.calls.append(Call(action, "?", None, None, None, "bad-signature"))
+            return checked
+        akid, session = checked
+        if action == "GetCallerIdentity":
+            user = session.user if session else akid
+            self.calls.append(Call(action, akid, None, None, None, "ok"))
+            return self._xml(
+                f'<GetCallerIdentityResponse xmlns="{NS}"><GetCallerIdentityResult>'
+                f"<Arn>arn:aws:iam::123456789012:user/{user}</Arn><UserId>{akid}</UserId>"
+                "<Account>123456789012</Account></GetCallerIdentityResult>"
+                "</GetCallerIdentityResponse>"
+            )
+        if action != "GetSessionToken":
+            return self._error(400, "InvalidAction", f"Could not find operation {action}")
+        return await self._get_session_token(form, akid, session)
+
+    async def _get_session_token(
+        self, form: dict[str, str], akid: str, session: Issued | None
+    ) -> web.Response:
+        serial, code = form.get("SerialNumber"), form.get("TokenCode")
+        duration = int(form.get("DurationSeconds", "43200"))
+        call = Call("GetSessionToken", akid, serial, code, duration, "ok")
+        self.calls.append(call)
+        self.arrived.set()
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.faults:
+            fault = self.faults.popleft()
+            call.outcome = f"fault:{fault.code}"
+            return self._error(fault.status, fault.code, fault.message)
+        if session is not None:
+            call.outcome = "session-credentials"
+            return self._error(
+                403, "AccessDenied", "Cannot call GetSessionToken with session credentials"
+            )
+        if not 900 <= duration <= 129600:
+            call.outcome = "bad-duration"
+            return self._error(400, "ValidationError", "DurationSeconds out of range")
+        if serial is not None:
+            device = self.devices.get(serial)
+            if device is None:
+                call.outcome = "bad-serial"
+                return self._error(403, "AccessDenied", BAD_SERIAL)
+            if (
+                code is None
+                or (serial, code) in self.used_codes
+                or not pyotp.TOTP(device).verify(code, for_time=self.clock(), valid_window=1)
+            ):
+                call.outcome = "bad-code"
+                return self._error(403, "AccessDenied", INVALID_CODE)
+            self.used_codes.add((serial, code))
+        if self.duration_cap is not None:
+            duration = min(duration, self.duration_cap)
+        issued = Issued(
+            access_key_id="ASIA" + secrets.token_hex(8).upper(),
+            secret=secrets.token_urlsafe(30),
+            token=secrets.token_urlsafe(60),
+            expires_at=self.now() + duration,
+            user="alice",
+        )
+        self.issued[issued.token] = issued
+        return self._xml(
+            f'<GetSessionTokenResponse xmlns="{NS}"><GetSessionTokenResult><Credentials>'
+            f"<SessionToken>{issued.token}</SessionToken>"
+            f"<SecretAccessKey>{issued.secret}</SecretAccessKey>"
+            f"<Expiration>{_iso(issued.expires_at)}</Expiration>"
+            f"<AccessKeyId>{issued.access_key_id}</AccessKeyId>"
+            f"</Credentials></GetSessionTokenResult><ResponseMetadata><RequestId>"
+            f"{secrets.token_hex(8)}</RequestId></ResponseMetadata></GetSessionTokenResponse>"
+        )
+
+
+def _iso(epoch: float) -> str:
+    stamp = dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds")
+    return stamp.replace("+00:00", "Z")
+
+
+def issued_secrets(fake: FakeSts) -> list[str]:
+    """Every secret the fake handed out (for no-secret-leak checks)."""
+    out: list[str] = list(fake.users.values())
+    for issued in fake.issued.values():
+        out += [issued.secret, issued.token]
+    return out

@@ -1,0 +1,149 @@
+"""attach(): real aiobotocore clients, created from an attached session, against the fake STS."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from aiobotocore.session import AioSession
+
+from aio_sts_session import ConfigurationError, SessionTokenProvider
+from aio_sts_session._aiobotocore import ProviderCredentials
+
+from .conftest import ACCESS_KEY, SECRET_KEY, Device, FakeClock, source_session
+from .fake_sts import FakeSts
+
+MakeProvider = Callable[..., SessionTokenProvider]
+
+
+async def whoami(session: AioSession, fake: FakeSts) -> str:
+    async with session.create_client("sts", endpoint_url=fake.url, region_name="us-east-1") as sts:
+        identity = await sts.get_caller_identity()
+    return str(identity["UserId"])
+
+
+async def test_forty_clients_created_concurrently_one_call_one_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    session = make_provider().attach(AioSession())
+    fake_sts.gate = asyncio.Event()
+    calls = [asyncio.ensure_future(whoami(session, fake_sts)) for _ in range(40)]
+    await fake_sts.arrived.wait()
+    fake_sts.gate.set()
+    users = await asyncio.gather(*calls)
+    assert len(set(users)) == 1 and users[0].startswith("ASIA")  # signed with the session
+    assert len(fake_sts.token_calls) == 1
+    assert len(device.requests) == 1
+    identity_calls = [c for c in fake_sts.calls if c.action == "GetCallerIdentity"]
+    assert len(identity_calls) == 40 and all(c.outcome == "ok" for c in identity_calls)
+
+
+@pytest.mark.parametrize("where", ["env", "profile", "explicit", "resolved-before-attach"])
+async def test_attach_to_the_session_holding_the_long_term_keys(
+    make_provider: MakeProvider,
+    fake_sts: FakeSts,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    where: str,
+) -> None:
+    if where == "env":
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        session = AioSession()
+    elif where == "profile":
+        creds_file = tmp_path / "credentials"
+        creds_file.write_text(
+            f"[alice]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+        )
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(creds_file))
+        session = AioSession(profile="alice")
+    elif where == "explicit":
+        session = source_session()
+    else:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        session = AioSession()
+        assert (await session.get_credentials()).access_key == ACCESS_KEY
+    provider = make_provider(source_session=None)
+    assert provider.attach(session) is session
+    user = await whoami(session, fake_sts)
+    assert user.startswith("ASIA")  # the client used the session credentials...
+    assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY  # ...signed by the user's keys
+    assert isinstance(await session.get_credentials(), ProviderCredentials)
+
+
+async def test_clients_refresh_through_the_provider(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock, device: Device
+) -> None:
+    session = make_provider().attach(AioSession())
+    async with session.create_client(
+        "sts", endpoint_url=fake_sts.url, region_name="us-east-1"
+    ) as sts:
+        first = (await sts.get_caller_identity())["UserId"]
+        clock.advance(3600 + 5)  # expired while the client lived
+        second = (await sts.get_caller_identity())["UserId"]
+    assert first != second
+    assert len(fake_sts.token_calls) == 2 and len(device.requests) == 2
+    assert all(c.outcome == "ok" for c in fake_sts.calls)  # the fake refuses expired tokens
+
+
+async def test_short_lived_credentials_through_a_client_do_not_refresh_per_call(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    fake_sts.duration_cap = 20
+    provider = make_provider(duration_seconds=900)
+    session = provider.attach(AioSession())
+    async with session.create_client(
+        "sts", endpoint_url=fake_sts.url, region_name="us-east-1"
+    ) as sts:
+        for _ in range(200):  # 20 s, a request every 100 ms
+            await sts.get_caller_identity()
+            clock.advance(0.1)
+            if provider._flight is not None:
+                await asyncio.gather(provider._flight)
+    assert 2 <= len(fake_sts.token_calls) <= 3
+    assert all(c.outcome == "ok" for c in fake_sts.calls)
+
+
+async def test_attach_twice_is_a_no_op_and_a_second_provider_is_refused(
+    make_provider: MakeProvider,
+) -> None:
+    session = AioSession()
+    provider = make_provider()
+    provider.attach(session)
+    provider.attach(session)
+    chain = session.get_component("credential_provider").providers
+    assert sum(isinstance(p, type(chain[0])) for p in chain) == 1
+    with pytest.raises(ConfigurationError, match="already has another"):
+        make_provider().attach(session)
+
+
+def test_attach_refuses_what_is_not_a_session(make_provider: MakeProvider) -> None:
+    with pytest.raises(ConfigurationError, match="AioSession"):
+        make_provider().attach(object())
+
+
+async def test_source_session_that_is_itself_attached_does_not_recurse(
+    make_provider: MakeProvider, fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    session = AioSession()
+    provider = make_provider(source_session=session)
+    provider.attach(session)
+    assert (await whoami(session, fake_sts)).startswith("ASIA")
+    assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY
+
+
+async def test_aioboto3_session(make_provider: MakeProvider, fake_sts: FakeSts) -> None:
+    aioboto3 = pytest.importorskip("aioboto3")
+    session = aioboto3.Session(
+        aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, region_name="us-east-1"
+    )
+    make_provider(source_session=None).attach(session)
+    async with session.client("sts", endpoint_url=fake_sts.url) as sts:
+        user = (await sts.get_caller_identity())["UserId"]
+    assert user.startswith("ASIA")
+    assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY

@@ -1,0 +1,101 @@
+import asyncio
+import functools
+import threading
+
+import pytest
+
+from aio_sts_session import MfaError, MfaRequest
+from aio_sts_session._mfa import ask_for_code, is_async_callable, is_well_formed_code
+
+REQ = MfaRequest(serial_number="GAHT12345678", attempt=1, max_attempts=3, duration_seconds=900)
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("123456", True),
+        ("000000", True),
+        ("12345", False),
+        ("1234567", False),
+        ("12345a", False),
+        (" 123456", False),
+        ("123456\n", False),
+        ("١٢٣٤٥٦", False),  # Arabic-Indic digits: str.isdigit() would accept them
+        (123456, False),
+        (b"123456", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_well_formed_code(value: object, ok: bool) -> None:
+    assert is_well_formed_code(value) is ok
+
+
+def test_is_async_callable() -> None:
+    async def a(r: MfaRequest) -> str:
+        return "1"
+
+    class C:
+        async def __call__(self, r: MfaRequest) -> str:
+            return "1"
+
+    assert is_async_callable(a)
+    assert is_async_callable(functools.partial(a))
+    assert is_async_callable(C())
+    assert not is_async_callable(lambda r: "1")
+
+
+async def test_async_callback_awaited() -> None:
+    async def cb(r: MfaRequest) -> str:
+        return f"{r.attempt:06d}"
+
+    assert await ask_for_code(cb, REQ, None) == "000001"
+
+
+async def test_sync_callback_runs_off_the_event_loop() -> None:
+    loop_thread = threading.get_ident()
+    release = threading.Event()
+    seen: list[int] = []
+    ticks = 0
+
+    def blocking(r: MfaRequest) -> str:
+        seen.append(threading.get_ident())
+        release.wait(5)  # blocks like input() would
+        return "654321"
+
+    task = asyncio.ensure_future(ask_for_code(blocking, REQ, None))
+    while not seen:  # the loop keeps running while the callback blocks
+        ticks += 1
+        await asyncio.sleep(0)
+    release.set()
+    assert await task == "654321"
+    assert seen[0] != loop_thread
+    assert ticks > 0
+
+
+async def test_sync_callback_returning_awaitable() -> None:
+    async def later() -> str:
+        return "111111"
+
+    assert await ask_for_code(lambda r: later(), REQ, None) == "111111"
+
+
+async def test_callback_raising_is_mfa_error_with_cause() -> None:
+    async def cb(r: MfaRequest) -> str:
+        raise OSError("terminal closed")
+
+    with pytest.raises(MfaError, match="raised OSError") as info:
+        await ask_for_code(cb, REQ, None)
+    assert isinstance(info.value.__cause__, OSError)
+
+
+async def test_callback_timeout_is_mfa_error() -> None:
+    never = asyncio.Event()
+
+    async def cb(r: MfaRequest) -> str:
+        await never.wait()
+        return "123456"
+
+    with pytest.raises(MfaError, match="within 0.01 s") as info:
+        await ask_for_code(cb, REQ, 0.01)
+    assert isinstance(info.value.__cause__, asyncio.TimeoutError)

@@ -1,0 +1,509 @@
+"""SessionTokenProvider against the strict fake STS over real HTTP, with an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from aiobotocore.session import AioSession
+
+from aio_sts_session import (
+    ConfigurationError,
+    MfaError,
+    MfaRequest,
+    ProviderClosedError,
+    SessionTokenProvider,
+    SourceCredentialsError,
+    State,
+    StsSessionError,
+    StsUnavailableError,
+)
+
+from .conftest import SERIAL, T0, Device, FakeClock, source_session
+from .fake_sts import Fault, FakeSts, issued_secrets
+
+MakeProvider = Callable[..., SessionTokenProvider]
+
+
+async def settle(provider: SessionTokenProvider) -> None:
+    """Let a background refresh finish (yields to the loop; never sleeps)."""
+    flight = provider._flight
+    if flight is not None:
+        await asyncio.gather(flight, return_exceptions=True)
+
+
+# -- configuration -----------------------------------------------------------------------------
+
+
+async def _cb(r: MfaRequest) -> str:
+    return "123456"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"duration_seconds": 899}, "900..129600"),
+        ({"duration_seconds": 129601}, "900..129600"),
+        ({"duration_seconds": 3600.0}, "must be an int"),
+        ({"mfa_serial": "short"}, "mfa_serial must be"),
+        ({"mfa_serial": "arn:aws:iam::123456789012:mfa/bad name"}, "mfa_serial must be"),
+        ({"mfa_serial": "x" * 257}, "mfa_serial must be"),
+        ({"mfa_callback": None}, "mfa_callback is not"),
+        ({"mfa_serial": None}, "mfa_serial is not"),
+        ({"mfa_callback": "123456"}, "must be callable"),
+        ({"stale_seconds": -1}, "stale_seconds must be >= 0"),
+        ({"stale_seconds": 400, "prefetch_seconds": 300}, "must not exceed"),
+        ({"mfa_attempts": 0}, "mfa_attempts"),
+        ({"mfa_timeout": 0}, "mfa_timeout"),
+        ({"endpoint_url": "127.0.0.1:9"}, "endpoint_url"),
+        ({"cache": object()}, "TokenCache"),
+    ],
+)
+def test_bad_configuration_raises_in_constructor(kwargs: dict[str, Any], match: str) -> None:
+    options: dict[str, Any] = {"mfa_serial": SERIAL, "mfa_callback": _cb}
+    options.update(kwargs)
+    with pytest.raises(ConfigurationError, match=match) as info:
+        SessionTokenProvider(**options)
+    assert isinstance(info.value, ValueError)
+    assert isinstance(info.value, StsSessionError)
+
+
+def test_hardware_serial_and_no_mfa_are_valid() -> None:
+    SessionTokenProvider(mfa_serial="GAHT12345678", mfa_callback=_cb)
+    SessionTokenProvider()  # plain GetSessionToken, no MFA
+
+
+# -- first fetch and cache hit -----------------------------------------------------------------
+
+
+async def test_first_call_prompts_once_then_serves_from_memory(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    provider = make_provider()
+    creds = await provider.credentials()
+    assert creds.access_key_id.startswith("ASIA")
+    assert creds.expiration.timestamp() == T0 + 3600
+    assert creds.expiration.utcoffset() is not None
+    assert [(r.serial_number, r.attempt, r.reason) for r in device.requests] == [
+        (SERIAL, 1, "initial")
+    ]
+    call = fake_sts.token_calls[0]
+    assert (call.serial, call.duration, call.outcome) == (SERIAL, 3600, "ok")
+    for _ in range(100):
+        assert await provider.credentials() is creds
+    assert len(fake_sts.token_calls) == 1
+    assert provider.state() is State.FRESH
+
+
+async def test_without_mfa_plain_get_session_token(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    provider = make_provider(mfa_serial=None, mfa_callback=None)
+    await provider.credentials()
+    assert fake_sts.token_calls[0].serial is None
+    assert fake_sts.token_calls[0].outcome == "ok"
+
+
+# -- single flight -----------------------------------------------------------------------------
+
+
+async def test_10000_concurrent_first_callers_one_call_one_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    provider = make_provider()
+    fake_sts.gate = asyncio.Event()
+    tasks = [asyncio.ensure_future(provider.credentials()) for _ in range(10_000)]
+    await fake_sts.arrived.wait()
+    assert not any(t.done() for t in tasks)
+    fake_sts.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert len({id(r) for r in results}) == 1
+    assert len(fake_sts.token_calls) == 1
+    assert len(device.requests) == 1
+
+
+async def test_cancelling_the_caller_that_started_the_refresh_does_not_cancel_it(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    provider = make_provider()
+    fake_sts.gate = asyncio.Event()
+    starter = asyncio.ensure_future(provider.credentials())
+    await fake_sts.arrived.wait()
+    other = asyncio.ensure_future(provider.credentials())
+    await asyncio.sleep(0)
+    starter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await starter
+    fake_sts.gate.set()
+    creds = await other
+    assert creds.access_key_id.startswith("ASIA")
+    assert len(fake_sts.token_calls) == 1
+    assert len(device.requests) == 1
+
+
+# -- windows -----------------------------------------------------------------------------------
+
+
+async def test_prefetch_window_serves_current_while_one_background_refresh_runs(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock, device: Device
+) -> None:
+    provider = make_provider()
+    old = await provider.credentials()
+    clock.advance(3600 - 200)  # inside the 300 s prefetch window
+    assert provider.state() is State.PREFETCH
+    fake_sts.gate, fake_sts.arrived = asyncio.Event(), asyncio.Event()
+    for _ in range(1000):
+        assert await provider.credentials() is old  # at once, never waiting for STS
+    await fake_sts.arrived.wait()
+    assert len(fake_sts.token_calls) == 2
+    fake_sts.gate.set()
+    await settle(provider)
+    new = await provider.credentials()
+    assert new is not old and new.expiration > old.expiration
+    assert len(fake_sts.token_calls) == 2
+    assert len(device.requests) == 2
+
+
+@pytest.mark.parametrize("remaining", [30.0, -86400.0], ids=["stale", "slept-past-expiry"])
+async def test_stale_or_expired_callers_wait_for_the_one_refresh(
+    make_provider: MakeProvider,
+    fake_sts: FakeSts,
+    clock: FakeClock,
+    device: Device,
+    remaining: float,
+) -> None:
+    provider = make_provider()
+    old = await provider.credentials()
+    clock.advance(3600 - remaining)
+    fake_sts.gate, fake_sts.arrived = asyncio.Event(), asyncio.Event()
+    waiters = [asyncio.ensure_future(provider.credentials()) for _ in range(50)]
+    await fake_sts.arrived.wait()
+    assert not any(w.done() for w in waiters)
+    fake_sts.gate.set()
+    results = await asyncio.gather(*waiters)
+    assert all(r is results[0] for r in results)
+    assert results[0] is not old
+    assert len(fake_sts.token_calls) == 2
+    assert len(device.requests) == 2
+
+
+async def test_a_20_second_credential_does_not_refresh_per_call(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock, device: Device
+) -> None:
+    fake_sts.duration_cap = 20  # STS grants less than asked (as for root: 1 h)
+    provider = make_provider(duration_seconds=900)
+    calls = 0
+    for _ in range(400):  # 40 s of steady use, a call every 100 ms
+        creds = await provider.credentials()
+        await settle(provider)
+        calls += 1
+        assert creds.expiration.timestamp() > clock()
+        clock.advance(0.1)
+    # one refresh every ~10 s (half the lifetime), not one per call
+    assert 4 <= len(fake_sts.token_calls) <= 6
+    assert calls == 400
+
+
+async def test_expiry_follows_sts_date_when_local_clock_is_slow(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    fake_sts.server_offset = 7200.0  # our clock is 2 h behind STS
+    provider = make_provider()
+    creds = await provider.credentials()
+    assert creds.expiration.timestamp() == T0 + 7200 + 3600  # as STS said
+    assert provider.state() is State.FRESH
+    clock.advance(3600 - 100)  # by OUR clock, 100 s left: stale soon
+    assert provider.state() is State.PREFETCH
+    clock.advance(150)
+    assert provider.state() is State.EXPIRED
+
+
+async def test_expiry_follows_sts_date_when_local_clock_is_fast(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    fake_sts.server_offset = -5400.0  # our clock is 1.5 h ahead: naively already expired
+    provider = make_provider()
+    await provider.credentials()
+    assert provider.state() is State.FRESH
+    await provider.credentials()
+    assert len(fake_sts.token_calls) == 1
+
+
+# -- MFA ---------------------------------------------------------------------------------------
+
+
+async def test_malformed_codes_never_reach_sts(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    device.answers = ["12345", 123456]
+    provider = make_provider()
+    await provider.credentials()
+    assert [r.reason for r in device.requests] == ["initial", "malformed", "malformed"]
+    assert [r.attempt for r in device.requests] == [1, 2, 3]
+    assert [c.outcome for c in fake_sts.token_calls] == ["ok"]
+
+
+async def test_rejected_code_asks_again_with_next_attempt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    device.answers = [fake_sts.wrong_code(SERIAL)]
+    provider = make_provider()
+    await provider.credentials()
+    assert [(r.attempt, r.reason) for r in device.requests] == [(1, "initial"), (2, "rejected")]
+    assert [c.outcome for c in fake_sts.token_calls] == ["bad-code", "ok"]
+
+
+async def test_every_code_rejected_is_mfa_error(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    device.answers = [fake_sts.wrong_code(SERIAL)] * 2 + ["x"]
+    provider = make_provider()
+    with pytest.raises(MfaError, match=r"in 3 attempt\(s\) \(2 rejected by STS, 1 not six"):
+        await provider.credentials()
+    assert len(fake_sts.token_calls) == 2
+
+
+async def test_code_accepted_once_is_never_sent_again(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    provider = make_provider()
+    await provider.credentials()
+    clock.advance(3600 - 10)
+    await provider.credentials()
+    codes = [c.code for c in fake_sts.token_calls]
+    assert len(codes) == 2 and len(set(codes)) == 2
+    assert all(c.outcome == "ok" for c in fake_sts.token_calls)
+
+
+async def test_unknown_serial_fails_without_asking_again(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    device.answers = ["123456"]
+    provider = make_provider(mfa_serial="arn:aws:iam::123456789012:mfa/mallory")
+    with pytest.raises(MfaError, match="check that mfa_serial"):
+        await provider.credentials()
+    assert len(device.requests) == 1
+
+
+async def test_failed_prompt_is_shared_by_all_waiters(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    release, asked = asyncio.Event(), []
+
+    async def dismissed(request: MfaRequest) -> str:
+        asked.append(request)
+        await release.wait()
+        raise RuntimeError("user closed the dialog")
+
+    provider = make_provider(mfa_callback=dismissed)
+    waiters = [asyncio.ensure_future(provider.credentials()) for _ in range(100)]
+    await asyncio.sleep(0)
+    while not asked:
+        await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert len(asked) == 1
+    assert all(isinstance(r, MfaError) for r in results)
+    assert isinstance(results[0].__cause__, RuntimeError)  # type: ignore[union-attr]
+    assert fake_sts.token_calls == []
+
+
+async def test_callback_timeout_is_mfa_error(make_provider: MakeProvider) -> None:
+    never = asyncio.Event()
+
+    async def slow(request: MfaRequest) -> str:
+        await never.wait()
+        return "123456"
+
+    provider = make_provider(mfa_callback=slow, mfa_timeout=0.01)
+    with pytest.raises(MfaError, match="within 0.01 s"):
+        await provider.credentials()
+
+
+async def test_sync_callback_accepted(make_provider: MakeProvider, fake_sts: FakeSts) -> None:
+    provider = make_provider(mfa_callback=lambda request: fake_sts.fresh_code(SERIAL))
+    await provider.credentials()
+    assert fake_sts.token_calls[0].outcome == "ok"
+
+
+# -- source credentials ------------------------------------------------------------------------
+
+
+async def test_missing_source_credentials_fail_before_any_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    provider = make_provider(source_session=None)  # default chain; the environment is empty
+    with pytest.raises(SourceCredentialsError, match="No long-term AWS credentials"):
+        await provider.credentials()
+    assert device.requests == [] and fake_sts.calls == []
+
+
+async def test_temporary_source_credentials_fail_before_any_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    session = AioSession()
+    session.set_credentials("ASIATEMPORARY0000001", "temp-secret", "temp-token-value")
+    provider = make_provider(source_session=session)
+    with pytest.raises(SourceCredentialsError, match="carry a session token") as info:
+        await provider.credentials()
+    assert "temp-secret" not in str(info.value) and "temp-token-value" not in str(info.value)
+    assert device.requests == [] and fake_sts.calls == []
+
+
+async def test_source_keys_from_environment(
+    make_provider: MakeProvider, fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .conftest import ACCESS_KEY, SECRET_KEY
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    provider = make_provider(source_session=None)
+    await provider.credentials()
+    assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY
+
+
+async def test_wrong_long_term_secret_is_source_error(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    from .conftest import ACCESS_KEY
+
+    provider = make_provider(source_session=source_session(ACCESS_KEY, "not-the-secret"))
+    with pytest.raises(SourceCredentialsError, match="SignatureDoesNotMatch") as info:
+        await provider.credentials()
+    assert "not-the-secret" not in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+# -- STS faults --------------------------------------------------------------------------------
+
+
+async def test_transient_faults_retried_with_the_same_code(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    fake_sts.faults.extend([Fault(500), Fault(400, "Throttling", "Rate exceeded"), Fault(503)])
+    provider = make_provider()
+    await provider.credentials()
+    calls = fake_sts.token_calls
+    assert [c.outcome for c in calls] == [
+        "fault:InternalFailure",
+        "fault:Throttling",
+        "fault:InternalFailure",
+        "ok",
+    ]
+    assert len({c.code for c in calls}) == 1
+    assert len(device.requests) == 1
+
+
+async def test_outage_raises_then_recovers_without_a_new_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, clock: FakeClock
+) -> None:
+    fake_sts.faults.extend(Fault(503) for _ in range(4))  # all of botocore's 4 attempts
+    provider = make_provider()
+    with pytest.raises(StsUnavailableError, match="after retries") as info:
+        await provider.credentials()
+    assert info.value.__cause__ is not None
+    assert len(fake_sts.token_calls) == 4
+    # Right after the failure callers fail fast instead of hammering STS.
+    with pytest.raises(StsUnavailableError, match="retrying in"):
+        await provider.credentials()
+    assert len(fake_sts.token_calls) == 4
+    clock.advance(2)  # STS is back; the code typed 2 s ago was never judged: reuse it
+    await provider.credentials()
+    assert len(device.requests) == 1
+    assert fake_sts.token_calls[-1].outcome == "ok"
+    assert fake_sts.token_calls[-1].code == fake_sts.token_calls[0].code
+
+
+async def test_failures_in_prefetch_window_keep_serving_and_back_off(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, clock: FakeClock
+) -> None:
+    provider = make_provider()
+    old = await provider.credentials()
+    clock.advance(3600 - 290)  # prefetch window: 290 s left, stale at 60
+    fake_sts.faults.extend(Fault(503) for _ in range(1000))
+    for _ in range(500):
+        assert await provider.credentials() is old
+    await settle(provider)
+    assert len(fake_sts.token_calls) == 1 + 4  # one background refresh, botocore's 4 attempts
+    assert len(device.requests) == 2
+    clock.advance(60)  # before the retry point (half-way to the stale window)
+    for _ in range(500):
+        assert await provider.credentials() is old
+    assert provider._flight is None and len(fake_sts.token_calls) == 5
+    clock.advance(60)  # past it: one retry, which needs one more code (the held one is stale)
+    assert await provider.credentials() is old
+    await settle(provider)
+    assert len(fake_sts.token_calls) == 9
+    assert len(device.requests) == 3  # initial + at most one extra prompt per failing attempt
+    clock.advance(100)  # still prefetch (70 s left): no more background attempts
+    for _ in range(500):
+        assert await provider.credentials() is old
+    assert provider._flight is None and len(fake_sts.token_calls) == 9
+    fake_sts.faults.clear()
+    clock.advance(30)  # stale: callers wait for a refresh, which now succeeds
+    new = await provider.credentials()
+    assert new is not old
+    assert provider.state() is State.FRESH
+
+
+# -- secrets, close ----------------------------------------------------------------------------
+
+
+async def test_no_secret_in_logs_reprs_or_errors(
+    make_provider: MakeProvider,
+    fake_sts: FakeSts,
+    device: Device,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="aio_sts_session")
+    fake_sts.server_offset = 100.0
+    device.answers = ["bad", fake_sts.wrong_code(SERIAL)]
+    provider = make_provider()
+    creds = await provider.credentials()
+    clock.advance(3600 - 200)
+    fake_sts.faults.extend(Fault(503) for _ in range(4))
+    await provider.credentials()
+    await settle(provider)
+    texts = [r.getMessage() for r in caplog.records]
+    texts += [repr(provider), repr(creds), str(creds), repr(provider._current)]
+    texts += [repr(provider.attach(AioSession()).get_component("credential_provider").providers)]
+    with pytest.raises(StsSessionError) as info:
+        await make_provider(
+            source_session=source_session("AKIAFAKESTSALICE0001", "wrong")
+        ).credentials()
+    texts += [str(info.value), repr(info.value)]
+    assert len(caplog.records) >= 3  # the malformed, rejected and failed-refresh warnings
+    blob = "\n".join(texts)
+    for secret in issued_secrets(fake_sts) + ["wrong"]:
+        assert secret not in blob.replace("'wrong'", "")
+
+
+async def test_close_stops_refresh_and_refuses_further_use(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    provider = make_provider()
+    fake_sts.gate = asyncio.Event()
+    waiter = asyncio.ensure_future(provider.credentials())
+    await fake_sts.arrived.wait()
+    await provider.close()
+    with pytest.raises(ProviderClosedError):
+        await waiter
+    with pytest.raises(ProviderClosedError, match="closed"):
+        await provider.credentials()
+    await provider.close()  # idempotent
+    fake_sts.gate.set()
+    assert [
+        t for t in asyncio.all_tasks() if "Provider._refresh" in t.get_coro().__qualname__
+    ] == []
+    assert provider._sts._client is None  # the STS client (and its connections) closed
+
+
+async def test_async_context_manager_closes(make_provider: MakeProvider) -> None:
+    async with make_provider() as provider:
+        await provider.credentials()
+    with pytest.raises(ProviderClosedError):
+        await provider.credentials()
