@@ -91,7 +91,10 @@ class MemoryCache:
     async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
         lock = self._locks.setdefault(key, asyncio.Lock())
         try:
-            await asyncio.wait_for(lock.acquire(), timeout)
+            if lock.locked():
+                await asyncio.wait_for(lock.acquire(), timeout)
+            else:
+                await lock.acquire()  # free: no timer, no extra task, no suspension
         except asyncio.TimeoutError as exc:
             raise CacheLockTimeoutError(
                 f"Another task held the credential refresh lock for more than {timeout:g} s."

@@ -8,6 +8,8 @@ import logging
 import math
 import os
 import re
+import sys
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -17,7 +19,13 @@ from ._clock import Clock, system_clock
 from ._mfa import ask_for_code, is_well_formed_code
 from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
 from ._policy import State
-from ._sts import CodeRejected, SourceKeys, call_get_session_token
+from ._sts import (
+    CodeRejected,
+    SourceKeys,
+    call_get_caller_identity,
+    call_get_session_token,
+    serial_account,
+)
 from .exceptions import (
     ConfigurationError,
     MfaError,
@@ -119,6 +127,61 @@ def _validate(
         )
 
 
+class _Flight:
+    """One refresh in flight and the callers waiting for it (single flight).
+
+    Each waiter awaits a future of its own, resolved when the refresh ends: cancelling a waiter
+    cancels only its wait, never the refresh, and waking 10,000 waiters costs one callback
+    each (``asyncio.shield`` would cost two hops and two futures per waiter).
+    """
+
+    def __init__(
+        self,
+        refresh: Coroutine[Any, Any, CachedToken],
+        on_done: Callable[[_Flight], None],
+        *,
+        eager: bool,
+    ) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._waiters: list[asyncio.Future[CachedToken]] = []
+        self._on_done = on_done
+        if eager and sys.version_info >= (3, 12):
+            # Run the refresh up to its first real wait (the STS request on the wire) now,
+            # so STS's latency overlaps with the other callers queued behind this one.
+            self.task = asyncio.Task(refresh, loop=self._loop, eager_start=True)
+        else:
+            self.task = self._loop.create_task(refresh)
+        self.task.add_done_callback(self._done)
+
+    def wait(self) -> asyncio.Future[CachedToken]:
+        waiter: asyncio.Future[CachedToken] = self._loop.create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    async def cancel(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    def _done(self, task: asyncio.Task[CachedToken]) -> None:
+        self._on_done(self)
+        waiters, self._waiters = self._waiters, []
+        if task.cancelled():
+            error: BaseException | None = ProviderClosedError(
+                "The provider was closed while this caller waited for credentials."
+            )
+        else:
+            error = task.exception()  # retrieved here, so asyncio never logs it as unhandled
+            if error is not None:
+                logger.warning("Refreshing STS session credentials failed: %s", error)
+        for waiter in waiters:
+            if waiter.done():  # its caller was cancelled
+                continue
+            if error is None:
+                waiter.set_result(task.result())
+            else:
+                waiter.set_exception(error)
+
+
 class SessionTokenProvider:
     """Temporary credentials from STS GetSessionToken, refreshed before they expire.
 
@@ -188,13 +251,15 @@ class SessionTokenProvider:
         self._windows = _policy.Windows(0.0, 0.0)
         self._fresh_until = -math.inf
         self._fresh: SessionCredentials | None = None
-        self._flight: asyncio.Task[CachedToken] | None = None
+        self._flight: _Flight | None = None
+        self._prefetch_scheduled = False
         self._prefetch_attempts = 0
         self._prefetch_retry_at = -math.inf
         self._outage_failures = 0
         self._fail_fast_until = -math.inf
         self._last_outage: StsUnavailableError | None = None
         self._held_code: tuple[str, float] | None = None
+        self._verified_keys: set[str] = set()
         self._closed = False
 
     def __repr__(self) -> str:
@@ -208,10 +273,32 @@ class SessionTokenProvider:
 
     async def credentials(self) -> SessionCredentials:
         """Current credentials, refreshing them first (once, for every caller) if needed."""
-        fresh = self._fresh
-        if fresh is not None and self._clock() < self._fresh_until:
-            return fresh
-        return await self._credentials_slow()
+        # The fast path: one clock read, one comparison. _fresh_until is -inf while there are
+        # no fresh credentials, so _fresh is set whenever the comparison holds.
+        if self._clock() < self._fresh_until:
+            return self._fresh  # type: ignore[return-value]
+        served = self._serve_without_waiting()
+        if served is not None:
+            return served
+        return await self._wait_for_refresh()
+
+    async def prepare(self) -> None:
+        """Check what can be checked without a prompt, and warm up: find the long-term keys,
+        have STS confirm them (GetCallerIdentity, which needs no permission) and open the STS
+        client and its connection. Optional; call it at start-up to fail fast
+        (``SourceCredentialsError``) and to take this work off the first request."""
+        self._check_open()
+        await self._client_for(await self._sources.resolve())
+
+    async def refresh(self) -> SessionCredentials:
+        """Get new credentials now, whatever the state (joins a refresh already in flight).
+
+        For when you know the current ones are no good (a policy changed, a key was rotated).
+        """
+        self._check_open()
+        if self._flight is None:
+            self._start_flight(background=False)
+        return (await self._join_flight()).credentials
 
     def current_if_fresh(self) -> SessionCredentials | None:
         """The current credentials if they are fresh (no refresh due), else ``None``. Sync."""
@@ -238,9 +325,8 @@ class SessionTokenProvider:
         self._closed = True
         self._fresh, self._fresh_until = None, -math.inf  # the fast path must see the close
         flight, self._flight = self._flight, None
-        if flight is not None and not flight.done():
-            flight.cancel()
-            await asyncio.gather(flight, return_exceptions=True)
+        if flight is not None:
+            await flight.cancel()
         await self._sts.close()
 
     async def __aenter__(self) -> SessionTokenProvider:
@@ -264,24 +350,29 @@ class SessionTokenProvider:
                 "clients still use it)."
             )
 
-    async def _credentials_slow(self) -> SessionCredentials:
+    def _serve_without_waiting(self) -> SessionCredentials | None:
+        """The credentials a caller may have at once (fresh, or in the prefetch window, where
+        one background refresh is scheduled), or ``None`` if it must wait. Synchronous, so
+        the prefetch path costs callers no extra coroutine."""
         self._check_open()
-        now = self._clock()
         current = self._current
-        state = (
-            _policy.classify(now, current.expires_at, self._windows)
-            if current is not None
-            else State.EXPIRED
-        )
-        if current is not None and state is State.FRESH:
+        if current is None:
+            return None
+        now = self._clock()
+        state = _policy.classify(now, current.expires_at, self._windows)
+        if state is State.FRESH:
             return current.credentials
-        if current is not None and state is State.PREFETCH:
-            if self._flight is None and self._may_prefetch(now):
+        if state is State.PREFETCH:
+            if self._flight is None and not self._prefetch_scheduled and self._may_prefetch(now):
                 self._prefetch_attempts += 1
-                self._start_flight(background=True)
+                self._schedule_prefetch()
             return current.credentials
-        # STALE or EXPIRED: wait for the one refresh.
+        return None
+
+    async def _wait_for_refresh(self) -> SessionCredentials:
+        """STALE or EXPIRED: every caller waits for the one refresh."""
         if self._flight is None:
+            now = self._clock()
             if now < self._fail_fast_until and self._last_outage is not None:
                 raise StsUnavailableError(
                     f"STS was unavailable at the last refresh; retrying in "
@@ -297,31 +388,27 @@ class SessionTokenProvider:
         return self._prefetch_attempts < _policy.PREFETCH_ATTEMPTS and retry_due
 
     def _start_flight(self, *, background: bool) -> None:
-        task = asyncio.get_running_loop().create_task(self._refresh(background))
-        self._flight = task
-        task.add_done_callback(self._flight_done)
+        # A waiting caller starts its refresh eagerly; a prefetch is left to the next loop
+        # iteration, so the caller that triggers it returns as fast as any other.
+        self._flight = _Flight(self._refresh(background), self._flight_done, eager=not background)
 
-    def _flight_done(self, task: asyncio.Task[CachedToken]) -> None:
-        if self._flight is task:
+    def _schedule_prefetch(self) -> None:
+        if not self._prefetch_scheduled:
+            self._prefetch_scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_prefetch)
+
+    def _start_prefetch(self) -> None:
+        self._prefetch_scheduled = False
+        if self._flight is None and not self._closed:
+            self._start_flight(background=True)
+
+    def _flight_done(self, flight: _Flight) -> None:
+        if self._flight is flight:
             self._flight = None
-        if task.cancelled():
-            return
-        exc = task.exception()  # retrieved here, so asyncio never logs it as unhandled
-        if exc is not None:
-            logger.warning("Refreshing STS session credentials failed: %s", exc)
 
     async def _join_flight(self) -> CachedToken:
-        flight = self._flight
-        assert flight is not None
-        try:
-            # shield: a caller that is cancelled leaves the refresh running for the others.
-            return await asyncio.shield(flight)
-        except asyncio.CancelledError:
-            if flight.cancelled() and self._closed:
-                raise ProviderClosedError(
-                    "The provider was closed while this caller waited for credentials."
-                ) from None
-            raise
+        assert self._flight is not None
+        return await self._flight.wait()
 
     # -- refreshing ----------------------------------------------------------------------------
 
@@ -334,7 +421,7 @@ class SessionTokenProvider:
             self._record_failure(exc, background)
             raise
         finally:
-            if self._flight is asyncio.current_task():
+            if self._flight is not None and self._flight.task is asyncio.current_task():
                 self._flight = None
         self._adopt(token)
         return token
@@ -411,8 +498,24 @@ class SessionTokenProvider:
             return held[0]
         return None
 
-    async def _fetch(self, keys: SourceKeys) -> CachedToken:
+    async def _client_for(self, keys: SourceKeys) -> Any:
+        """The STS client, after STS confirmed the long-term keys (once per key): a bad key
+        or an mfa_serial of another account is reported before anyone types a code."""
         client = await self._sts.get(keys)
+        if keys.access_key_id not in self._verified_keys:
+            account = await call_get_caller_identity(client, key_id=keys.access_key_id)
+            expected = serial_account(self._serial) if self._serial else None
+            if expected and account and expected != account:
+                raise MfaError(
+                    f"mfa_serial {self._serial} belongs to account {expected}, but the long-term "
+                    f"key {keys.access_key_id} is of account {account}: use the MFA device of "
+                    "the IAM user whose keys sign the request."
+                )
+            self._verified_keys.add(keys.access_key_id)
+        return client
+
+    async def _fetch(self, keys: SourceKeys) -> CachedToken:
+        client = await self._client_for(keys)
         if self._serial is None or self._callback is None:
             self.stats.sts_calls += 1
             token = await call_get_session_token(

@@ -27,10 +27,12 @@ __all__ = [
     "CodeRejected",
     "ErrorKind",
     "SourceKeys",
+    "call_get_caller_identity",
     "call_get_session_token",
     "check_source_keys",
     "classify_error",
     "correct_for_skew",
+    "serial_account",
 ]
 
 #: Below this many seconds a difference between our clock and STS's ``Date`` is noise
@@ -208,6 +210,26 @@ def _server_date(response: dict[str, Any]) -> float | None:
         return email.utils.parsedate_to_datetime(raw).timestamp()
     except (TypeError, ValueError):
         return None
+
+
+async def call_get_caller_identity(client: Any, *, key_id: str) -> str:
+    """Check the long-term keys with STS (GetCallerIdentity needs no permission) and return
+    their account id. Raises :class:`SourceCredentialsError` if STS refuses them."""
+    try:
+        response = await client.get_caller_identity()
+    except ClientError as exc:
+        raise _map_client_error(exc, None, key_id) from exc
+    except BotoCoreError as exc:
+        raise _map_botocore_error(exc) from exc
+    return str(response.get("Account", ""))
+
+
+def serial_account(serial: str) -> str | None:
+    """The account id in an MFA device ARN (``None`` for a hardware serial)."""
+    parts = serial.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "iam":
+        return parts[4] or None
+    return None
 
 
 async def call_get_session_token(

@@ -79,6 +79,7 @@ class FakeSts:
         self.gate: asyncio.Event | None = None  # when set, GetSessionToken waits for it
         self.arrived = asyncio.Event()  # set when a GetSessionToken request arrives
         self.used_codes: set[tuple[str, str]] = set()
+        self.single_use_codes = True  # benchmarks turn this off to reuse codes
         self.issued: dict[str, Issued] = {}
         self.calls: list[Call] = []
         self.url = ""
@@ -234,7 +235,7 @@ class FakeSts:
                 return self._error(403, "AccessDenied", BAD_SERIAL)
             if (
                 code is None
-                or (serial, code) in self.used_codes
+                or (self.single_use_codes and (serial, code) in self.used_codes)
                 or not pyotp.TOTP(device).verify(code, for_time=self.clock(), valid_window=1)
             ):
                 call.outcome = "bad-code"

@@ -33,11 +33,17 @@ async def test_forty_clients_created_concurrently_one_call_one_prompt(
     await fake_sts.arrived.wait()
     fake_sts.gate.set()
     users = await asyncio.gather(*calls)
-    assert len(set(users)) == 1 and users[0].startswith("ASIA")  # signed with the session
+    assert len(set(users)) == 1
+    assert users[0].startswith("ASIA")
     assert len(fake_sts.token_calls) == 1
     assert len(device.requests) == 1
-    identity_calls = [c for c in fake_sts.calls if c.action == "GetCallerIdentity"]
-    assert len(identity_calls) == 40 and all(c.outcome == "ok" for c in identity_calls)
+    identity_calls = [
+        c
+        for c in fake_sts.calls
+        if c.action == "GetCallerIdentity" and c.access_key_id.startswith("ASIA")
+    ]
+    assert len(identity_calls) == 40
+    assert all(c.outcome == "ok" for c in identity_calls)
 
 
 @pytest.mark.parametrize("where", ["env", "profile", "explicit", "resolved-before-attach"])
@@ -85,7 +91,8 @@ async def test_clients_refresh_through_the_provider(
         clock.advance(3600 + 5)  # expired while the client lived
         second = (await sts.get_caller_identity())["UserId"]
     assert first != second
-    assert len(fake_sts.token_calls) == 2 and len(device.requests) == 2
+    assert len(fake_sts.token_calls) == 2
+    assert len(device.requests) == 2
     assert all(c.outcome == "ok" for c in fake_sts.calls)  # the fake refuses expired tokens
 
 
@@ -101,8 +108,9 @@ async def test_short_lived_credentials_through_a_client_do_not_refresh_per_call(
         for _ in range(200):  # 20 s, a request every 100 ms
             await sts.get_caller_identity()
             clock.advance(0.1)
+            await asyncio.sleep(0)  # a prefetch starts on the loop's next iteration
             if provider._flight is not None:
-                await asyncio.gather(provider._flight)
+                await asyncio.gather(provider._flight.task)
     assert 2 <= len(fake_sts.token_calls) <= 3
     assert all(c.outcome == "ok" for c in fake_sts.calls)
 

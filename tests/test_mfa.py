@@ -96,6 +96,6 @@ async def test_callback_timeout_is_mfa_error() -> None:
         await never.wait()
         return "123456"
 
-    with pytest.raises(MfaError, match="within 0.01 s") as info:
+    with pytest.raises(MfaError, match=r"within 0\.01 s") as info:
         await ask_for_code(cb, REQ, 0.01)
     assert isinstance(info.value.__cause__, asyncio.TimeoutError)

@@ -83,7 +83,9 @@ async def test_signed_get_session_token_accepted_by_moto(
         source_session=keys_session(*iam_user),
     ) as provider:
         creds = await provider.credentials()
-    assert creds.access_key_id and creds.secret_access_key and creds.session_token
+    assert creds.access_key_id
+    assert creds.secret_access_key
+    assert creds.session_token
     # moto: Expiration = now + DurationSeconds, so our duration reached it intact
     assert before + 1800 - 5 <= creds.expiration.timestamp() <= time.time() + 1800 + 5
 

@@ -23,16 +23,17 @@ from aio_sts_session import (
 )
 
 from .conftest import SERIAL, T0, Device, FakeClock, source_session
-from .fake_sts import Fault, FakeSts, issued_secrets
+from .fake_sts import FakeSts, Fault, issued_secrets
 
 MakeProvider = Callable[..., SessionTokenProvider]
 
 
 async def settle(provider: SessionTokenProvider) -> None:
     """Let a background refresh finish (yields to the loop; never sleeps)."""
+    await asyncio.sleep(0)  # a prefetch starts on the loop's next iteration
     flight = provider._flight
     if flight is not None:
-        await asyncio.gather(flight, return_exceptions=True)
+        await asyncio.gather(flight.task, return_exceptions=True)
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -162,7 +163,8 @@ async def test_prefetch_window_serves_current_while_one_background_refresh_runs(
     fake_sts.gate.set()
     await settle(provider)
     new = await provider.credentials()
-    assert new is not old and new.expiration > old.expiration
+    assert new is not old
+    assert new.expiration > old.expiration
     assert len(fake_sts.token_calls) == 2
     assert len(device.requests) == 2
 
@@ -274,7 +276,8 @@ async def test_code_accepted_once_is_never_sent_again(
     clock.advance(3600 - 10)
     await provider.credentials()
     codes = [c.code for c in fake_sts.token_calls]
-    assert len(codes) == 2 and len(set(codes)) == 2
+    assert len(codes) == 2
+    assert len(set(codes)) == 2
     assert all(c.outcome == "ok" for c in fake_sts.token_calls)
 
 
@@ -291,18 +294,17 @@ async def test_unknown_serial_fails_without_asking_again(
 async def test_failed_prompt_is_shared_by_all_waiters(
     make_provider: MakeProvider, fake_sts: FakeSts
 ) -> None:
-    release, asked = asyncio.Event(), []
+    release, prompted, asked = asyncio.Event(), asyncio.Event(), []
 
     async def dismissed(request: MfaRequest) -> str:
         asked.append(request)
+        prompted.set()
         await release.wait()
         raise RuntimeError("user closed the dialog")
 
     provider = make_provider(mfa_callback=dismissed)
     waiters = [asyncio.ensure_future(provider.credentials()) for _ in range(100)]
-    await asyncio.sleep(0)
-    while not asked:
-        await asyncio.sleep(0)
+    await prompted.wait()
     release.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
     assert len(asked) == 1
@@ -319,7 +321,7 @@ async def test_callback_timeout_is_mfa_error(make_provider: MakeProvider) -> Non
         return "123456"
 
     provider = make_provider(mfa_callback=slow, mfa_timeout=0.01)
-    with pytest.raises(MfaError, match="within 0.01 s"):
+    with pytest.raises(MfaError, match=r"within 0\.01 s"):
         await provider.credentials()
 
 
@@ -338,7 +340,8 @@ async def test_missing_source_credentials_fail_before_any_prompt(
     provider = make_provider(source_session=None)  # default chain; the environment is empty
     with pytest.raises(SourceCredentialsError, match="No long-term AWS credentials"):
         await provider.credentials()
-    assert device.requests == [] and fake_sts.calls == []
+    assert device.requests == []
+    assert fake_sts.calls == []
 
 
 async def test_temporary_source_credentials_fail_before_any_prompt(
@@ -349,8 +352,10 @@ async def test_temporary_source_credentials_fail_before_any_prompt(
     provider = make_provider(source_session=session)
     with pytest.raises(SourceCredentialsError, match="carry a session token") as info:
         await provider.credentials()
-    assert "temp-secret" not in str(info.value) and "temp-token-value" not in str(info.value)
-    assert device.requests == [] and fake_sts.calls == []
+    assert "temp-secret" not in str(info.value)
+    assert "temp-token-value" not in str(info.value)
+    assert device.requests == []
+    assert fake_sts.calls == []
 
 
 async def test_source_keys_from_environment(
@@ -366,7 +371,7 @@ async def test_source_keys_from_environment(
 
 
 async def test_wrong_long_term_secret_is_source_error(
-    make_provider: MakeProvider, fake_sts: FakeSts
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
 ) -> None:
     from .conftest import ACCESS_KEY
 
@@ -375,6 +380,32 @@ async def test_wrong_long_term_secret_is_source_error(
         await provider.credentials()
     assert "not-the-secret" not in str(info.value)
     assert info.value.__cause__ is not None
+    assert device.requests == []  # STS refused the keys before anyone typed a code
+    assert fake_sts.token_calls == []
+
+
+async def test_serial_of_another_account_fails_before_any_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    provider = make_provider(mfa_serial="arn:aws:iam::999999999999:mfa/alice")
+    with pytest.raises(MfaError, match="belongs to account 999999999999"):
+        await provider.credentials()
+    assert device.requests == []
+    assert fake_sts.token_calls == []
+
+
+async def test_prepare_checks_keys_without_prompting(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    provider = make_provider()
+    await provider.prepare()
+    assert [c.action for c in fake_sts.calls] == ["GetCallerIdentity"]
+    await provider.credentials()
+    assert [c.action for c in fake_sts.calls] == ["GetCallerIdentity", "GetSessionToken"]
+    assert len(device.requests) == 1
+    bad = make_provider(source_session=source_session("AKIAUNKNOWNKEY000001", "x"))
+    with pytest.raises(SourceCredentialsError, match="InvalidClientTokenId"):
+        await bad.prepare()
 
 
 # -- STS faults --------------------------------------------------------------------------------
@@ -432,7 +463,8 @@ async def test_failures_in_prefetch_window_keep_serving_and_back_off(
     clock.advance(60)  # before the retry point (half-way to the stale window)
     for _ in range(500):
         assert await provider.credentials() is old
-    assert provider._flight is None and len(fake_sts.token_calls) == 5
+    assert provider._flight is None
+    assert len(fake_sts.token_calls) == 5
     clock.advance(60)  # past it: one retry, which needs one more code (the held one is stale)
     assert await provider.credentials() is old
     await settle(provider)
@@ -441,7 +473,8 @@ async def test_failures_in_prefetch_window_keep_serving_and_back_off(
     clock.advance(100)  # still prefetch (70 s left): no more background attempts
     for _ in range(500):
         assert await provider.credentials() is old
-    assert provider._flight is None and len(fake_sts.token_calls) == 9
+    assert provider._flight is None
+    assert len(fake_sts.token_calls) == 9
     fake_sts.faults.clear()
     clock.advance(30)  # stale: callers wait for a refresh, which now succeeds
     new = await provider.credentials()
@@ -478,7 +511,7 @@ async def test_no_secret_in_logs_reprs_or_errors(
     texts += [str(info.value), repr(info.value)]
     assert len(caplog.records) >= 3  # the malformed, rejected and failed-refresh warnings
     blob = "\n".join(texts)
-    for secret in issued_secrets(fake_sts) + ["wrong"]:
+    for secret in [*issued_secrets(fake_sts), "wrong"]:
         assert secret not in blob.replace("'wrong'", "")
 
 
