@@ -173,7 +173,10 @@ class EncryptedFileCache:
     ) -> None:
         keys: Sequence[str | bytes] = [key] if isinstance(key, (str, bytes)) else list(key)
         if not keys:
-            raise ConfigurationError("EncryptedFileCache needs at least one key.")
+            raise ConfigurationError(
+                "EncryptedFileCache needs at least one key: make one with "
+                "EncryptedFileCache.generate_key() and keep it in a secret store."
+            )
         self._aeads = [AESGCM(_decode_key(k)) for k in keys]
         if lock_timeout is not None and lock_timeout <= 0:
             raise ConfigurationError("lock_timeout must be a positive number of seconds.")

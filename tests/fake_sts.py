@@ -66,12 +66,10 @@ class FakeSts:
         *,
         users: dict[str, str],
         devices: dict[str, str],
-        region: str = "us-east-1",
     ) -> None:
         self.clock = clock
         self.users = dict(users)  # long-term access key id -> secret
         self.devices = dict(devices)  # serial -> TOTP base32 secret
-        self.region = region
         self.server_offset = 0.0  # STS clock minus the injected clock (skew tests)
         self.duration_cap: int | None = None  # e.g. 3600, as for root
         self.faults: deque[Fault] = deque()
@@ -155,7 +153,7 @@ class FakeSts:
         fields = dict(
             part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 ") :].split(",")
         )
-        akid = fields["Credential"].split("/")[0]
+        akid, _, scope_region = fields["Credential"].split("/")[:3]
         signed = fields["SignedHeaders"].split(";")
         token = request.headers.get("X-Amz-Security-Token")
         session: Issued | None = None
@@ -175,7 +173,7 @@ class FakeSts:
         headers = {name: request.headers[name] for name in signed if name in request.headers}
         aws_request = AWSRequest(method="POST", url=str(request.url), data=body, headers=headers)
         aws_request.context["timestamp"] = request.headers["X-Amz-Date"]
-        signer = SigV4Auth(Credentials(akid, secret, token), "sts", self.region)
+        signer = SigV4Auth(Credentials(akid, secret, token), "sts", scope_region)
         canonical = signer.canonical_request(aws_request)
         expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
         if not secrets.compare_digest(expected, fields["Signature"]):

@@ -1,0 +1,66 @@
+"""A separate process sharing an EncryptedFileCache: used by the cross-process tests and the
+cache benchmark. Configured by environment variables; prints one line per event:
+
+    READY                       about to ask the provider for credentials
+    PROMPT <attempt>            the MFA callback was asked (then answers with a TOTP code)
+    CREDS <key id> <s> <i>      credentials obtained, <s> seconds after the interpreter
+                                started, of which <i> importing
+    ERROR <class> <message>     the provider raised
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+
+START = time.perf_counter()
+
+import pyotp  # noqa: E402
+
+from aio_sts_session import (  # noqa: E402
+    EncryptedFileCache,
+    MfaRequest,
+    SessionTokenProvider,
+    StsSessionError,
+)
+
+IMPORTED = time.perf_counter() - START
+
+
+async def main() -> int:
+    totp = pyotp.TOTP(os.environ["WORKER_TOTP_SECRET"])
+    hang = os.environ.get("WORKER_HANG") == "1"
+
+    async def ask(request: MfaRequest) -> str:
+        print(f"PROMPT {request.attempt}", flush=True)
+        if hang:
+            await asyncio.Event().wait()  # a user who never answers
+        return totp.now()
+
+    cache = EncryptedFileCache(
+        os.environ["WORKER_CACHE_DIR"],
+        key=os.environ["WORKER_CACHE_KEY"],
+        lock_timeout=float(os.environ.get("WORKER_LOCK_TIMEOUT", "60")),
+    )
+    async with SessionTokenProvider(
+        mfa_serial=os.environ["WORKER_SERIAL"],
+        mfa_callback=ask,
+        duration_seconds=3600,
+        region_name="us-east-1",
+        cache=cache,
+    ) as provider:
+        print("READY", flush=True)
+        try:
+            creds = await provider.credentials()
+        except StsSessionError as exc:
+            print(f"ERROR {type(exc).__name__} {exc}", flush=True)
+            return 1
+    elapsed = time.perf_counter() - START
+    print(f"CREDS {creds.access_key_id} {elapsed:.4f} {IMPORTED:.4f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,255 @@
+"""MemoryCache and EncryptedFileCache: encryption, binding, rotation, permissions, atomicity."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aio_sts_session import (
+    CachedToken,
+    CacheLockTimeoutError,
+    CacheWarning,
+    ConfigurationError,
+    EncryptedFileCache,
+    MemoryCache,
+    SessionCredentials,
+    TokenCache,
+)
+
+from .conftest import T0, FakeClock
+
+KEY_A = "v1|AKIAONE|arn:aws:iam::123456789012:mfa/alice|3600|us-east-1|-"
+KEY_B = "v1|AKIAONE|arn:aws:iam::123456789012:mfa/alice|900|us-east-1|-"
+SECRET, TOKEN = "cache-test-secret-value", "cache-test-session-token-value"
+CACHE_KEY = EncryptedFileCache.generate_key()
+
+
+def token(expires_at: float = T0 + 3600) -> CachedToken:
+    return CachedToken(
+        credentials=SessionCredentials(
+            access_key_id="ASIACACHETEST",
+            secret_access_key=SECRET,
+            session_token=TOKEN,
+            expiration=dt.datetime.fromtimestamp(expires_at, dt.timezone.utc),
+        ),
+        expires_at=expires_at,
+        lifetime=3600,
+        skew=0.0,
+    )
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def cache(cache_dir: Path, clock: FakeClock) -> EncryptedFileCache:
+    return EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=clock)
+
+
+def entry_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.token"))
+
+
+def test_both_caches_implement_the_protocol(cache: EncryptedFileCache) -> None:
+    assert isinstance(MemoryCache(), TokenCache)
+    assert isinstance(cache, TokenCache)
+
+
+async def test_memory_cache_round_trip_and_lock() -> None:
+    memory = MemoryCache()
+    assert await memory.load(KEY_A) is None
+    await memory.store(KEY_A, token())
+    assert (await memory.load(KEY_A)) == token()
+    async with memory.lock(KEY_A, 1):
+        with pytest.raises(CacheLockTimeoutError):
+            async with memory.lock(KEY_A, 0.01):
+                pass
+    await memory.delete(KEY_A)
+    assert await memory.load(KEY_A) is None
+
+
+async def test_round_trip_and_nothing_in_plaintext(
+    cache: EncryptedFileCache, cache_dir: Path
+) -> None:
+    await cache.store(KEY_A, token())
+    fresh = EncryptedFileCache(cache_dir, key=[CACHE_KEY], clock=cache._clock)  # a new process
+    loaded = await fresh.load(KEY_A)
+    assert loaded == token()
+    (path,) = entry_files(cache_dir)
+    blob = path.read_bytes()
+    for secret in (SECRET, TOKEN, "ASIACACHETEST", "AKIAONE", "alice"):
+        assert secret.encode() not in blob
+    assert secret not in path.name
+    assert "***" in repr(loaded)
+    assert SECRET not in repr(cache)
+
+
+async def test_permissions(cache: EncryptedFileCache, cache_dir: Path) -> None:
+    await cache.store(KEY_A, token())
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+    (path,) = entry_files(cache_dir)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+async def test_directory_readable_by_others_is_a_warning(cache_dir: Path) -> None:
+    cache_dir.mkdir(mode=0o755)
+    os.chmod(cache_dir, 0o755)
+    cache = EncryptedFileCache(cache_dir, key=EncryptedFileCache.generate_key())
+    with pytest.warns(CacheWarning, match="accessible to other users"):
+        await cache.store(KEY_A, token(expires_at=9e9))
+    assert await cache.load(KEY_A) is not None
+
+
+def _corrupt(path: Path, how: str) -> None:
+    blob = bytearray(path.read_bytes())
+    if how == "tampered":
+        blob[-5] ^= 0x01
+    elif how == "truncated":
+        blob = blob[: len(blob) // 2]
+    elif how == "garbage":
+        blob = bytearray(b"not an entry at all" * 3)
+    elif how == "empty":
+        blob = bytearray()
+    elif how == "expiry-edited":  # the clear-text expiry is authenticated too
+        blob[5:13] = (9e9).hex().encode()[:8]
+    path.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("how", ["tampered", "truncated", "garbage", "empty", "expiry-edited"])
+async def test_damaged_entry_is_a_miss_with_a_warning_naming_the_file(
+    cache: EncryptedFileCache, cache_dir: Path, how: str
+) -> None:
+    await cache.store(KEY_A, token())
+    (path,) = entry_files(cache_dir)
+    _corrupt(path, how)
+    with pytest.warns(CacheWarning, match=str(path.name)):
+        assert await cache.load(KEY_A) is None
+    await cache.store(KEY_A, token())  # replaced at the next refresh
+    assert await cache.load(KEY_A) == token()
+
+
+async def test_wrong_key_is_a_miss(
+    cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock
+) -> None:
+    await cache.store(KEY_A, token())
+    other = EncryptedFileCache(cache_dir, key=EncryptedFileCache.generate_key(), clock=clock)
+    with pytest.warns(CacheWarning, match="another key"):
+        assert await other.load(KEY_A) is None
+
+
+async def test_entry_copied_over_another_does_not_decrypt(
+    cache: EncryptedFileCache, cache_dir: Path
+) -> None:
+    await cache.store(KEY_A, token())
+    cache.path_for(KEY_B).write_bytes(cache.path_for(KEY_A).read_bytes())
+    with pytest.warns(CacheWarning, match="copied from another entry"):
+        assert await cache.load(KEY_B) is None
+    assert await cache.load(KEY_A) == token()
+
+
+async def test_key_rotation(cache_dir: Path, clock: FakeClock) -> None:
+    old, new = EncryptedFileCache.generate_key(), EncryptedFileCache.generate_key()
+    await EncryptedFileCache(cache_dir, key=old, clock=clock).store(KEY_A, token())
+    rotated = EncryptedFileCache(cache_dir, key=[new, old], clock=clock)
+    assert await rotated.load(KEY_A) == token()  # read with the old key
+    await rotated.store(KEY_A, token())  # written with the newest
+    assert await EncryptedFileCache(cache_dir, key=new, clock=clock).load(KEY_A) == token()
+    with pytest.warns(CacheWarning):
+        assert await EncryptedFileCache(cache_dir, key=old, clock=clock).load(KEY_A) is None
+
+
+@pytest.mark.parametrize("bad", ["short", "x" * 44, b"0" * 31, []])
+def test_bad_keys_are_configuration_errors(bad: object, tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="generate_key"):
+        EncryptedFileCache(tmp_path, key=bad)  # type: ignore[arg-type]
+
+
+def test_generate_key_is_random_and_32_bytes() -> None:
+    import base64
+
+    a, b = EncryptedFileCache.generate_key(), EncryptedFileCache.generate_key()
+    assert a != b
+    assert len(base64.urlsafe_b64decode(a)) == 32
+
+
+async def test_expired_entries_are_pruned(
+    cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock
+) -> None:
+    await cache.store(KEY_A, token(expires_at=T0 + 100))
+    await cache.store(KEY_B, token(expires_at=T0 + 3600))
+    clock.advance(200)
+    assert await cache.load(KEY_A) is None  # expired: a miss, and the file is gone
+    assert len(entry_files(cache_dir)) == 1
+    await cache.store(KEY_A, token(expires_at=T0 + 900))
+    clock.advance(3600)
+    await cache.store("v1|other", token(expires_at=T0 + 9000))  # a store prunes the rest
+    assert [p.name for p in entry_files(cache_dir)] == [cache.path_for("v1|other").name]
+
+
+async def test_a_crash_mid_write_leaves_the_old_entry_intact(
+    cache: EncryptedFileCache, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await cache.store(KEY_A, token())
+
+    def crash(src: str, dst: str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", crash)
+    newer = token(expires_at=T0 + 7200)
+    with pytest.warns(CacheWarning, match="unusable"):
+        await cache.store(KEY_A, newer)
+    monkeypatch.undo()
+    reread = EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=cache._clock)
+    assert await reread.load(KEY_A) == token()
+    assert [p.name for p in cache_dir.iterdir() if p.name.startswith(".tmp")] == []
+
+
+async def test_unusable_directory_degrades_to_memory(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    cache = EncryptedFileCache(blocker / "cache", key=EncryptedFileCache.generate_key())
+    with pytest.warns(CacheWarning, match="memory only"):
+        await cache.store(KEY_A, token(expires_at=9e9))
+    assert await cache.load(KEY_A) == token(expires_at=9e9)
+    async with cache.lock(KEY_A, 1):
+        pass
+
+
+async def test_file_lock_excludes_a_second_holder(
+    cache: EncryptedFileCache, cache_dir: Path
+) -> None:
+    other = EncryptedFileCache(cache_dir, key=CACHE_KEY)
+    async with cache.lock(KEY_A, 5):
+        with pytest.raises(CacheLockTimeoutError, match="another process"):
+            async with other.lock(KEY_A, 0.2):
+                pass
+    async with other.lock(KEY_A, 1):  # released: free again
+        pass
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(blob=st.binary(max_size=400))
+def test_any_bytes_in_an_entry_file_are_a_miss(blob: bytes, tmp_path: Path) -> None:
+    cache = EncryptedFileCache(tmp_path / "h", key=EncryptedFileCache.generate_key())
+    cache._ensure_directory()
+    cache.path_for(KEY_A).write_bytes(blob)
+
+    async def load() -> object:
+        return await cache.load(KEY_A)
+
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CacheWarning)
+        assert asyncio.run(load()) is None

@@ -1,0 +1,130 @@
+"""Real processes sharing one EncryptedFileCache against the strict fake STS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pyotp
+import pytest
+
+from aio_sts_session import EncryptedFileCache
+
+from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL
+from .fake_sts import FakeSts
+
+WORKER = Path(__file__).with_name("cache_worker.py")
+
+
+@pytest.fixture
+async def real_time_sts() -> AsyncIterator[FakeSts]:
+    """The fake on the real clock: the workers' clocks are real."""
+    fake = FakeSts(
+        time.time, users={ACCESS_KEY: SECRET_KEY}, devices={SERIAL: pyotp.random_base32()}
+    )
+    await fake.start()
+    try:
+        yield fake
+    finally:
+        await fake.stop()
+
+
+@pytest.fixture
+def worker_env(real_time_sts: FakeSts, tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=SECRET_KEY,
+        AWS_ENDPOINT_URL_STS=real_time_sts.url,
+        WORKER_TOTP_SECRET=real_time_sts.devices[SERIAL],
+        WORKER_SERIAL=SERIAL,
+        WORKER_CACHE_DIR=str(tmp_path / "shared-cache"),
+        WORKER_CACHE_KEY=EncryptedFileCache.generate_key(),
+    )
+    return env
+
+
+class Worker:
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.lines: list[str] = []
+
+    async def next_line(self) -> str:
+        assert self.process.stdout is not None
+        line = (await asyncio.wait_for(self.process.stdout.readline(), 60)).decode().strip()
+        self.lines.append(line)
+        return line
+
+    async def wait_for(self, prefix: str) -> str:
+        while True:
+            line = await self.next_line()
+            if line.startswith(prefix) or line == "":
+                return line
+
+    async def finish(self) -> list[str]:
+        assert self.process.stdout is not None
+        rest = await asyncio.wait_for(self.process.stdout.read(), 60)
+        self.lines += rest.decode().split()
+        await self.process.wait()
+        return self.lines
+
+
+async def start(env: dict[str, str], **extra: str) -> Worker:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(WORKER),
+        env={**env, **extra},
+        cwd=str(Path(__file__).parent.parent),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    return Worker(process)
+
+
+async def test_six_processes_started_together_ask_for_one_code(
+    real_time_sts: FakeSts, worker_env: dict[str, str]
+) -> None:
+    workers = await asyncio.gather(*(start(worker_env) for _ in range(6)))
+    outputs = await asyncio.gather(*(w.finish() for w in workers))
+    text = [" ".join(o) for o in outputs]
+    assert sum(t.count("PROMPT") for t in text) == 1, text
+    keys = {o[o.index("CREDS") + 1] for o in outputs}
+    assert len(keys) == 1, text  # everyone got the same credentials
+    assert all(w.process.returncode == 0 for w in workers)
+    assert len(real_time_sts.token_calls) == 1
+
+
+async def test_a_process_killed_while_holding_the_lock_does_not_wedge_the_others(
+    real_time_sts: FakeSts, worker_env: dict[str, str]
+) -> None:
+    stuck = await start(worker_env, WORKER_HANG="1")  # prompts, then never answers
+    assert (await stuck.wait_for("PROMPT")).startswith("PROMPT")  # it holds the lock now
+    other = await start(worker_env)
+    assert await other.wait_for("READY") == "READY"
+    stuck.process.send_signal(signal.SIGKILL)
+    await stuck.process.wait()
+    lines = await other.finish()
+    assert "PROMPT" in lines
+    assert "CREDS" in lines
+    assert len(real_time_sts.token_calls) == 1
+
+
+async def test_a_waiter_gives_up_after_the_lock_timeout_with_a_clear_error(
+    worker_env: dict[str, str],
+) -> None:
+    stuck = await start(worker_env, WORKER_HANG="1")
+    try:
+        await stuck.wait_for("PROMPT")
+        waiter = await start(worker_env, WORKER_LOCK_TIMEOUT="0.5")
+        line = await waiter.wait_for("ERROR")
+        assert line.startswith("ERROR CacheLockTimeoutError")
+        assert "another process refreshing the same credentials" in line
+        await waiter.process.wait()
+        assert waiter.process.returncode == 1
+    finally:
+        stuck.process.kill()
+        await stuck.process.wait()
