@@ -2,8 +2,10 @@
 
 Starts a local STS (moto, on 127.0.0.1), creates an IAM user and a virtual MFA device in it,
 then: fetches session credentials (one MFA prompt), shows the cache hit, attaches the provider
-to an aiobotocore session and makes a real S3 call with it, forces a refresh, and prints what
-happened. Run it with:  python examples/quickstart.py
+to an aiobotocore session and makes a real S3 call with it, forces a refresh, restarts with an
+encrypted on-disk cache (no prompt), and prints what happened. Run it with:
+
+    python examples/quickstart.py
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
 import time
+from typing import Any
 
 import pyotp
 from aiobotocore.session import AioSession
 from moto.server import ThreadedMotoServer
 
-from aio_sts_session import MfaRequest, SessionTokenProvider
+from aio_sts_session import EncryptedFileCache, MfaRequest, SessionTokenProvider
 
 
 async def create_iam_user(endpoint: str) -> tuple[str, str, str, pyotp.TOTP]:
@@ -96,6 +100,28 @@ async def main() -> None:
             print("\n4. force a refresh (asks for one more code):")
             creds = await provider.refresh()
             print(f"  {creds}")
+
+            print("\n5. an encrypted on-disk cache shared by processes (no prompt on restart):")
+            with tempfile.TemporaryDirectory() as directory:
+                key = EncryptedFileCache.generate_key()  # keep yours in a secret store
+                options: dict[str, Any] = {
+                    "mfa_serial": serial,
+                    "mfa_callback": ask_for_code,
+                    "duration_seconds": 3600,
+                    "endpoint_url": endpoint,
+                }
+                async with SessionTokenProvider(
+                    cache=EncryptedFileCache(directory, key=key), **options
+                ) as first_process:
+                    await first_process.credentials()
+                async with SessionTokenProvider(
+                    cache=EncryptedFileCache(directory, key=key), **options
+                ) as second_process:
+                    await second_process.credentials()
+                    print(
+                        f"  restarted process: {second_process.stats.prompts} prompts, "
+                        f"{second_process.stats.cache_loads} cache load"
+                    )
 
             stats = provider.stats
             print(
