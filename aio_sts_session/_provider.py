@@ -7,15 +7,14 @@ import dataclasses
 import logging
 import math
 import os
-import re
-import sys
-from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any
 
 from . import _aiobotocore, _policy
 from ._cache import MemoryCache, TokenCache
 from ._clock import Clock, system_clock
+from ._config import validate
+from ._flight import Flight
 from ._mfa import ask_for_code, is_well_formed_code
 from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
 from ._policy import State
@@ -37,8 +36,6 @@ __all__ = ["ProviderStats", "SessionTokenProvider"]
 
 logger = logging.getLogger("aio_sts_session")
 
-MIN_DURATION, MAX_DURATION = 900, 129600
-_SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}")
 #: A code STS never saw (the call failed before STS could judge it) is offered again for this
 #: long after it was typed, instead of asking the human again. TOTP codes live 30 s.
 CODE_REUSE_SECONDS = 30.0
@@ -55,131 +52,6 @@ class ProviderStats:
     refreshes: int = 0  # refreshes that produced new credentials from STS
     cache_loads: int = 0  # refreshes answered by the (shared) cache instead of STS
     failures: int = 0  # refreshes that failed
-
-
-def _validate(
-    mfa_serial: str | None,
-    mfa_callback: object,
-    duration_seconds: int,
-    prefetch_seconds: float,
-    stale_seconds: float,
-    mfa_attempts: int,
-    mfa_timeout: float | None,
-    endpoint_url: str | None,
-) -> None:
-    if isinstance(duration_seconds, bool) or not isinstance(duration_seconds, int):
-        raise ConfigurationError(
-            f"duration_seconds must be an int, got {type(duration_seconds).__name__}."
-        )
-    if not MIN_DURATION <= duration_seconds <= MAX_DURATION:
-        raise ConfigurationError(
-            f"duration_seconds={duration_seconds} is outside GetSessionToken's range "
-            f"{MIN_DURATION}..{MAX_DURATION} (15 min to 36 h); pick a value inside it."
-        )
-    if mfa_serial is not None:
-        if not isinstance(mfa_serial, str) or not _SERIAL.fullmatch(mfa_serial):
-            raise ConfigurationError(
-                "mfa_serial must be an MFA device ARN (arn:aws:iam::123456789012:mfa/name) or a "
-                "hardware serial: 9 to 256 characters of letters, digits and +=/:,.@_-; "
-                f"got {mfa_serial!r}."
-            )
-        if mfa_callback is None:
-            raise ConfigurationError(
-                "mfa_serial is set but mfa_callback is not: pass mfa_callback=<async or plain "
-                "function taking an MfaRequest and returning the six-digit code>."
-            )
-    elif mfa_callback is not None:
-        raise ConfigurationError(
-            "mfa_callback is set but mfa_serial is not: STS needs the MFA device's serial "
-            "(arn:aws:iam::<account>:mfa/<name>) to check a code."
-        )
-    if mfa_callback is not None and not callable(mfa_callback):
-        raise ConfigurationError(
-            f"mfa_callback must be callable, got {type(mfa_callback).__name__}."
-        )
-    for name, value in (("prefetch_seconds", prefetch_seconds), ("stale_seconds", stale_seconds)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise ConfigurationError(f"{name} must be a finite number of seconds.")
-    if stale_seconds < 0:
-        raise ConfigurationError(f"stale_seconds must be >= 0, got {stale_seconds}.")
-    if stale_seconds > prefetch_seconds:
-        raise ConfigurationError(
-            f"stale_seconds ({stale_seconds}) must not exceed prefetch_seconds "
-            f"({prefetch_seconds}): the prefetch window opens before the stale window."
-        )
-    if isinstance(mfa_attempts, bool) or not isinstance(mfa_attempts, int) or mfa_attempts < 1:
-        raise ConfigurationError(f"mfa_attempts must be an int >= 1, got {mfa_attempts!r}.")
-    if mfa_timeout is not None and not (
-        isinstance(mfa_timeout, (int, float))
-        and not isinstance(mfa_timeout, bool)
-        and 0 < mfa_timeout < math.inf
-    ):
-        raise ConfigurationError(
-            f"mfa_timeout must be a positive number of seconds or None, got {mfa_timeout!r}."
-        )
-    if endpoint_url is not None and not re.match(r"https?://", endpoint_url):
-        raise ConfigurationError(
-            f"endpoint_url must start with http:// or https://, got {endpoint_url!r}."
-        )
-
-
-class _Flight:
-    """One refresh in flight and the callers waiting for it (single flight).
-
-    Each waiter awaits a future of its own, resolved when the refresh ends: cancelling a waiter
-    cancels only its wait, never the refresh, and waking 10,000 waiters costs one callback
-    each (``asyncio.shield`` would cost two hops and two futures per waiter).
-    """
-
-    def __init__(
-        self,
-        refresh: Coroutine[Any, Any, CachedToken],
-        on_done: Callable[[_Flight], None],
-        *,
-        eager: bool,
-    ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._waiters: list[asyncio.Future[CachedToken]] = []
-        self._on_done = on_done
-        if eager and sys.version_info >= (3, 12):
-            # Run the refresh up to its first real wait (the STS request on the wire) now,
-            # so STS's latency overlaps with the other callers queued behind this one.
-            self.task = asyncio.Task(refresh, loop=self._loop, eager_start=True)
-        else:
-            self.task = self._loop.create_task(refresh)
-        self.task.add_done_callback(self._done)
-
-    def wait(self) -> asyncio.Future[CachedToken]:
-        waiter: asyncio.Future[CachedToken] = self._loop.create_future()
-        self._waiters.append(waiter)
-        return waiter
-
-    async def cancel(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-    def _done(self, task: asyncio.Task[CachedToken]) -> None:
-        self._on_done(self)
-        waiters, self._waiters = self._waiters, []
-        if task.cancelled():
-            error: BaseException | None = ProviderClosedError(
-                "The provider was closed while this caller waited for credentials."
-            )
-        else:
-            error = task.exception()  # retrieved here, so asyncio never logs it as unhandled
-            if error is not None:
-                logger.warning("Refreshing STS session credentials failed: %s", error)
-        for waiter in waiters:
-            if waiter.done():  # its caller was cancelled
-                continue
-            if error is None:
-                waiter.set_result(task.result())
-            else:
-                waiter.set_exception(error)
 
 
 class SessionTokenProvider:
@@ -214,7 +86,7 @@ class SessionTokenProvider:
             or os.environ.get("AWS_ENDPOINT_URL")
             or None
         )
-        _validate(
+        validate(
             mfa_serial,
             mfa_callback,
             duration_seconds,
@@ -251,7 +123,7 @@ class SessionTokenProvider:
         self._windows = _policy.Windows(0.0, 0.0)
         self._fresh_until = -math.inf
         self._fresh: SessionCredentials | None = None
-        self._flight: _Flight | None = None
+        self._flight: Flight | None = None
         self._prefetch_scheduled = False
         self._prefetch_attempts = 0
         self._prefetch_retry_at = -math.inf
@@ -390,7 +262,7 @@ class SessionTokenProvider:
     def _start_flight(self, *, background: bool) -> None:
         # A waiting caller starts its refresh eagerly; a prefetch is left to the next loop
         # iteration, so the caller that triggers it returns as fast as any other.
-        self._flight = _Flight(self._refresh(background), self._flight_done, eager=not background)
+        self._flight = Flight(self._refresh(background), self._flight_done, eager=not background)
 
     def _schedule_prefetch(self) -> None:
         if not self._prefetch_scheduled:
@@ -402,7 +274,7 @@ class SessionTokenProvider:
         if self._flight is None and not self._closed:
             self._start_flight(background=True)
 
-    def _flight_done(self, flight: _Flight) -> None:
+    def _flight_done(self, flight: Flight) -> None:
         if self._flight is flight:
             self._flight = None
 

@@ -1,0 +1,84 @@
+"""Checking the provider's arguments, all at construction, before anyone is asked for a code."""
+
+from __future__ import annotations
+
+import math
+import re
+
+from .exceptions import ConfigurationError
+
+__all__ = ["MAX_DURATION", "MIN_DURATION", "validate"]
+
+MIN_DURATION, MAX_DURATION = 900, 129600
+#: AWS's pattern for SerialNumber: an MFA device ARN or a hardware token's serial.
+_SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}")
+
+
+def validate(
+    mfa_serial: str | None,
+    mfa_callback: object,
+    duration_seconds: int,
+    prefetch_seconds: float,
+    stale_seconds: float,
+    mfa_attempts: int,
+    mfa_timeout: float | None,
+    endpoint_url: str | None,
+) -> None:
+    if isinstance(duration_seconds, bool) or not isinstance(duration_seconds, int):
+        raise ConfigurationError(
+            f"duration_seconds must be an int, got {type(duration_seconds).__name__}."
+        )
+    if not MIN_DURATION <= duration_seconds <= MAX_DURATION:
+        raise ConfigurationError(
+            f"duration_seconds={duration_seconds} is outside GetSessionToken's range "
+            f"{MIN_DURATION}..{MAX_DURATION} (15 min to 36 h); pick a value inside it."
+        )
+    if mfa_serial is not None:
+        if not isinstance(mfa_serial, str) or not _SERIAL.fullmatch(mfa_serial):
+            raise ConfigurationError(
+                "mfa_serial must be an MFA device ARN (arn:aws:iam::123456789012:mfa/name) or a "
+                "hardware serial: 9 to 256 characters of letters, digits and +=/:,.@_-; "
+                f"got {mfa_serial!r}."
+            )
+        if mfa_callback is None:
+            raise ConfigurationError(
+                "mfa_serial is set but mfa_callback is not: pass mfa_callback=<async or plain "
+                "function taking an MfaRequest and returning the six-digit code>."
+            )
+    elif mfa_callback is not None:
+        raise ConfigurationError(
+            "mfa_callback is set but mfa_serial is not: STS needs the MFA device's serial "
+            "(arn:aws:iam::<account>:mfa/<name>) to check a code."
+        )
+    if mfa_callback is not None and not callable(mfa_callback):
+        raise ConfigurationError(
+            f"mfa_callback must be callable, got {type(mfa_callback).__name__}."
+        )
+    for name, value in (("prefetch_seconds", prefetch_seconds), ("stale_seconds", stale_seconds)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigurationError(f"{name} must be a finite number of seconds.")
+    if stale_seconds < 0:
+        raise ConfigurationError(f"stale_seconds must be >= 0, got {stale_seconds}.")
+    if stale_seconds > prefetch_seconds:
+        raise ConfigurationError(
+            f"stale_seconds ({stale_seconds}) must not exceed prefetch_seconds "
+            f"({prefetch_seconds}): the prefetch window opens before the stale window."
+        )
+    if isinstance(mfa_attempts, bool) or not isinstance(mfa_attempts, int) or mfa_attempts < 1:
+        raise ConfigurationError(f"mfa_attempts must be an int >= 1, got {mfa_attempts!r}.")
+    if mfa_timeout is not None and not (
+        isinstance(mfa_timeout, (int, float))
+        and not isinstance(mfa_timeout, bool)
+        and 0 < mfa_timeout < math.inf
+    ):
+        raise ConfigurationError(
+            f"mfa_timeout must be a positive number of seconds or None, got {mfa_timeout!r}."
+        )
+    if endpoint_url is not None and not re.match(r"https?://", endpoint_url):
+        raise ConfigurationError(
+            f"endpoint_url must start with http:// or https://, got {endpoint_url!r}."
+        )
