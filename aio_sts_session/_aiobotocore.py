@@ -52,7 +52,7 @@ DEFAULT_STS_CONFIG = Config(
 
 
 class _Provider(Protocol):
-    def current_if_fresh(self) -> SessionCredentials | None: ...
+    def peek(self) -> SessionCredentials | None: ...
 
     async def credentials(self) -> SessionCredentials: ...
 
@@ -208,7 +208,7 @@ class ProviderCredentials:
         return f"ProviderCredentials(method={self.method!r})"
 
     async def get_frozen_credentials(self) -> Any:
-        creds = self._provider.current_if_fresh()
+        creds = self._provider.peek()
         if creds is None:
             creds = await self._provider.credentials()
         if creds is not self._source:

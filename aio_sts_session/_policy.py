@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 
 __all__ = [
     "State",
@@ -29,6 +30,7 @@ __all__ = [
     "blocking_retry_delay",
     "classify",
     "effective_windows",
+    "next_decision_at",
     "prefetch_retry_at",
 ]
 
@@ -85,3 +87,29 @@ def blocking_retry_delay(consecutive_failures: int) -> float:
     if consecutive_failures <= 0:
         return 0.0
     return min(2.0 ** (consecutive_failures - 1), MAX_BLOCKING_RETRY_DELAY)
+
+
+def next_decision_at(
+    state: State,
+    expires_at: float,
+    windows: Windows,
+    *,
+    refresh_pending: bool,
+    prefetch_attempts: int,
+    retry_at: float,
+) -> float:
+    """Until when callers may be handed the current credentials with no decision at all (the
+    provider's one-comparison fast path). Only for FRESH and PREFETCH; waiting states decide
+    on every call.
+
+    In the prefetch window that is the stale boundary while a refresh is pending or no retry is
+    left, else the retry point: so callers in the prefetch window pay no more than fresh ones.
+    """
+    if state is State.FRESH:
+        return expires_at - windows.prefetch
+    if state is not State.PREFETCH:
+        return -math.inf
+    stale_at = expires_at - windows.stale
+    if refresh_pending or prefetch_attempts >= PREFETCH_ATTEMPTS:
+        return stale_at
+    return min(retry_at, stale_at)

@@ -152,7 +152,7 @@ class SessionTokenProvider:
         served = self._serve_without_waiting()
         if served is not None:
             return served
-        return await self._wait_for_refresh()
+        return (await self._wait_for_refresh()).credentials
 
     async def prepare(self) -> None:
         """Check what can be checked without a prompt, and warm up: find the long-term keys,
@@ -170,10 +170,12 @@ class SessionTokenProvider:
         self._check_open()
         if self._flight is None:
             self._start_flight(background=False)
-        return (await self._join_flight()).credentials
+        assert self._flight is not None
+        return (await self._flight.wait()).credentials
 
-    def current_if_fresh(self) -> SessionCredentials | None:
-        """The current credentials if they are fresh (no refresh due), else ``None``. Sync."""
+    def peek(self) -> SessionCredentials | None:
+        """The current credentials if they can be handed out right now with no decision to
+        make (fresh, or in the prefetch window with the refresh under way), else ``None``."""
         fresh = self._fresh
         if fresh is not None and self._clock() < self._fresh_until:
             return fresh
@@ -225,24 +227,33 @@ class SessionTokenProvider:
     def _serve_without_waiting(self) -> SessionCredentials | None:
         """The credentials a caller may have at once (fresh, or in the prefetch window, where
         one background refresh is scheduled), or ``None`` if it must wait. Synchronous, so
-        the prefetch path costs callers no extra coroutine."""
+        the prefetch path costs callers no extra coroutine; it also moves the fast path's
+        boundary to the next instant a decision is due."""
         self._check_open()
         current = self._current
         if current is None:
             return None
         now = self._clock()
         state = _policy.classify(now, current.expires_at, self._windows)
-        if state is State.FRESH:
-            return current.credentials
-        if state is State.PREFETCH:
-            if self._flight is None and not self._prefetch_scheduled and self._may_prefetch(now):
-                self._prefetch_attempts += 1
-                self._schedule_prefetch()
-            return current.credentials
-        return None
+        if state is State.EXPIRED or state is State.STALE:
+            return None
+        if state is State.PREFETCH and self._may_prefetch(now):
+            self._prefetch_attempts += 1
+            self._schedule_prefetch()
+        self._fresh = current.credentials
+        self._fresh_until = _policy.next_decision_at(
+            state,
+            current.expires_at,
+            self._windows,
+            refresh_pending=self._flight is not None or self._prefetch_scheduled,
+            prefetch_attempts=self._prefetch_attempts,
+            retry_at=self._prefetch_retry_at,
+        )
+        return current.credentials
 
-    async def _wait_for_refresh(self) -> SessionCredentials:
-        """STALE or EXPIRED: every caller waits for the one refresh."""
+    def _wait_for_refresh(self) -> asyncio.Future[CachedToken]:
+        """STALE or EXPIRED: every caller waits for the one refresh. Returns this caller's
+        future (a plain function, so waiting costs no coroutine of its own)."""
         if self._flight is None:
             now = self._clock()
             if now < self._fail_fast_until and self._last_outage is not None:
@@ -251,9 +262,12 @@ class SessionTokenProvider:
                     f"{self._fail_fast_until - now:.0f} s. {self._last_outage}"
                 ) from self._last_outage
             self._start_flight(background=False)
-        return (await self._join_flight()).credentials
+        assert self._flight is not None
+        return self._flight.wait()
 
     def _may_prefetch(self, now: float) -> bool:
+        if self._flight is not None or self._prefetch_scheduled:
+            return False
         if self._prefetch_attempts == 0:
             return True
         retry_due = now >= self._prefetch_retry_at
@@ -277,10 +291,6 @@ class SessionTokenProvider:
     def _flight_done(self, flight: Flight) -> None:
         if self._flight is flight:
             self._flight = None
-
-    async def _join_flight(self) -> CachedToken:
-        assert self._flight is not None
-        return await self._flight.wait()
 
     # -- refreshing ----------------------------------------------------------------------------
 
@@ -318,6 +328,7 @@ class SessionTokenProvider:
 
     def _record_failure(self, exc: BaseException, background: bool) -> None:
         self.stats.failures += 1
+        self._fresh_until = -math.inf  # the next caller decides again
         now = self._clock()
         if background and self._current is not None:
             self._prefetch_retry_at = _policy.prefetch_retry_at(

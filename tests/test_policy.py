@@ -1,3 +1,5 @@
+import math
+
 import pytest
 
 from aio_sts_session._policy import (
@@ -7,6 +9,7 @@ from aio_sts_session._policy import (
     blocking_retry_delay,
     classify,
     effective_windows,
+    next_decision_at,
     prefetch_retry_at,
 )
 
@@ -75,3 +78,29 @@ def test_prefetch_retry_at(now: float, expected: float) -> None:
 )
 def test_blocking_retry_delay(failures: int, delay: float) -> None:
     assert blocking_retry_delay(failures) == delay
+
+
+@pytest.mark.parametrize(
+    ("state", "pending", "attempts", "retry_at", "expected"),
+    [
+        (State.FRESH, False, 0, -math.inf, 700.0),  # until the prefetch window opens
+        (State.PREFETCH, True, 1, -math.inf, 940.0),  # refresh under way: until stale
+        (State.PREFETCH, False, 1, 800.0, 800.0),  # failed once: until the retry point
+        (State.PREFETCH, False, 1, 990.0, 940.0),  # ...but never past the stale boundary
+        (State.PREFETCH, False, 2, 800.0, 940.0),  # no retry left: until stale
+        (State.STALE, False, 0, -math.inf, -math.inf),  # waiting states decide every call
+        (State.EXPIRED, True, 0, -math.inf, -math.inf),
+    ],
+)
+def test_next_decision_at(
+    state: State, pending: bool, attempts: int, retry_at: float, expected: float
+) -> None:
+    at = next_decision_at(
+        state,
+        expires_at=1000.0,
+        windows=W,
+        refresh_pending=pending,
+        prefetch_attempts=attempts,
+        retry_at=retry_at,
+    )
+    assert at == expected
