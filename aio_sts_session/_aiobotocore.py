@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, ReadOnlyCredentials
@@ -41,13 +42,16 @@ __all__ = [
 
 METHOD = "custom-sts-session"
 
-#: botocore settings for the one STS client: standard retry mode (backoff with jitter, retries
-#: throttling, 5xx and connection errors, resending the same request and so the same code) and
-#: timeouts that bound a persistent outage to well under a minute.
-DEFAULT_STS_CONFIG = Config(
+#: Settings for the one STS client: botocore's standard retry mode (backoff with jitter;
+#: retries throttling, 5xx and connection errors by resending the same request, so the same
+#: code), timeouts that bound a persistent outage to well under a minute, and no keep-alive:
+#: STS is called once per refresh, hours apart, so an idle pooled connection would only hold a
+#: socket (bound to one event loop) between refreshes.
+DEFAULT_STS_CONFIG = AioConfig(
     retries={"mode": "standard", "total_max_attempts": 4},
     connect_timeout=5,
     read_timeout=10,
+    connector_args={"force_close": True, "keepalive_timeout": None},
 )
 
 
@@ -160,13 +164,22 @@ class StsClientFactory:
         self._config = DEFAULT_STS_CONFIG if config is None else DEFAULT_STS_CONFIG.merge(config)
         self._session: AioSession | None = None
         self._client: Any = None
-        self._client_key: tuple[str, str, int] | None = None
+        self._client_keys: tuple[str, str] | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
 
     async def get(self, keys: SourceKeys) -> Any:
-        loop_id = id(asyncio.get_running_loop())
-        wanted = (keys.access_key_id, keys.secret_access_key, loop_id)
-        if self._client is not None and self._client_key == wanted:
+        """The client for these keys on the running loop (a client is bound to the loop that
+        created it: a CLI calling ``asyncio.run`` twice gets a new one)."""
+        loop = asyncio.get_running_loop()
+        wanted = (keys.access_key_id, keys.secret_access_key)
+        if self._client is not None and self._client_keys == wanted and self._client_loop is loop:
             return self._client
+        if self._client is not None and self._client_loop is not loop:
+            # Made on an event loop that has ended (asyncio.run per command): with no pooled
+            # connection there is nothing bound to that loop left to close but the objects.
+            with contextlib.suppress(Exception):
+                await self._client.__aexit__(None, None, None)
+            self._client = None
         await self.close()
         if self._session is None:
             self._session = AioSession()
@@ -178,15 +191,16 @@ class StsClientFactory:
             aws_secret_access_key=keys.secret_access_key,
             config=self._config,
         ).__aenter__()
-        self._client_key = wanted
+        self._client_keys, self._client_loop = wanted, loop
         return self._client
 
     async def close(self) -> None:
-        client, self._client, self._client_key = self._client, None, None
-        if client is not None:
-            # RuntimeError: created on an event loop that is gone; nothing left to close.
-            with contextlib.suppress(RuntimeError):
-                await client.__aexit__(None, None, None)
+        client, loop = self._client, self._client_loop
+        self._client, self._client_keys, self._client_loop = None, None, None
+        # A client made on another event loop (one asyncio.run that has ended) cannot be
+        # closed from this one; its connections ended with that loop.
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.__aexit__(None, None, None)
 
 
 class ProviderCredentials:

@@ -156,8 +156,8 @@ class SessionTokenProvider:
 
     async def prepare(self) -> None:
         """Check what can be checked without a prompt, and warm up: find the long-term keys,
-        have STS confirm them (GetCallerIdentity, which needs no permission) and open the STS
-        client and its connection. Optional; call it at start-up to fail fast
+        have STS confirm them (GetCallerIdentity, which needs no permission), create the STS
+        client and its TLS context. Optional; call it at start-up to fail fast
         (``SourceCredentialsError``) and to take this work off the first request."""
         self._check_open()
         await self._client_for(await self._sources.resolve())

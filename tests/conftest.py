@@ -118,3 +118,23 @@ async def make_provider(
     yield make  # type: ignore[misc]
     for provider in created:
         await provider.close()
+
+
+@pytest.fixture
+def threaded_fake_sts(clock: FakeClock) -> Iterator[FakeSts]:
+    """The fake STS on its own thread and event loop, for tests that run their own loops."""
+    import asyncio
+    import threading
+
+    fake = FakeSts(clock, users={ACCESS_KEY: SECRET_KEY}, devices={SERIAL: pyotp.random_base32()})
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(fake.start(), loop).result()
+    try:
+        yield fake
+    finally:
+        asyncio.run_coroutine_threadsafe(fake.stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()

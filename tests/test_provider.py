@@ -540,3 +540,46 @@ async def test_async_context_manager_closes(make_provider: MakeProvider) -> None
         await provider.credentials()
     with pytest.raises(ProviderClosedError):
         await provider.credentials()
+
+
+def test_one_provider_across_several_asyncio_runs(
+    threaded_fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    """A CLI that calls asyncio.run() per command keeps one provider (and its token)."""
+    fake = threaded_fake_sts
+    provider = SessionTokenProvider(
+        mfa_serial=SERIAL,
+        mfa_callback=lambda request: fake.fresh_code(SERIAL),
+        endpoint_url=fake.url,
+        region_name="us-east-1",
+        source_session=source_session(),
+        clock=clock,
+        duration_seconds=3600,
+    )
+    first = asyncio.run(provider.credentials())
+    assert asyncio.run(provider.credentials()) is first  # no new prompt in a new loop
+    clock.advance(3600)
+    second = asyncio.run(provider.credentials())  # a refresh on a third loop: a new client
+    assert second != first
+    asyncio.run(provider.close())
+    assert [c.outcome for c in fake.token_calls] == ["ok", "ok"]
+
+
+async def test_close_leaves_no_warning_or_unclosed_session(
+    make_provider: MakeProvider, caplog: pytest.LogCaptureFixture
+) -> None:
+    import gc
+    import warnings
+
+    caplog.set_level(logging.DEBUG, logger="asyncio")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        provider = make_provider()
+        await provider.credentials()
+        session = provider.attach(AioSession())
+        await session.get_credentials()
+        await provider.close()
+        del provider, session
+        gc.collect()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
