@@ -73,7 +73,9 @@ class MemoryCache:
 
     def __init__(self) -> None:
         self._entries: dict[str, CachedToken] = {}
-        self._locks: dict[str, asyncio.Lock] = {}
+        # An asyncio.Lock belongs to one event loop: one lock per key and loop, so a cache
+        # used across several asyncio.run() calls never meets a lock of a finished loop.
+        self._locks: dict[tuple[str, asyncio.AbstractEventLoop], asyncio.Lock] = {}
 
     def __repr__(self) -> str:
         return f"MemoryCache(entries={len(self._entries)})"
@@ -89,7 +91,10 @@ class MemoryCache:
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        for stale in [k for k in self._locks if k[1] is not loop and k[1].is_closed()]:
+            del self._locks[stale]
+        lock = self._locks.setdefault((key, loop), asyncio.Lock())
         try:
             if lock.locked():
                 await asyncio.wait_for(lock.acquire(), timeout)

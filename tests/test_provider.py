@@ -583,3 +583,19 @@ async def test_close_leaves_no_warning_or_unclosed_session(
         gc.collect()
     assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
     assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+async def test_a_hanging_sts_fails_within_the_configured_timeouts(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    from botocore.config import Config
+
+    provider = make_provider(sts_config=Config(read_timeout=0.05, connect_timeout=0.05))
+    await provider.prepare()  # the key check answers; then STS stops answering
+    fake_sts.gate = asyncio.Event()  # never set: every GetSessionToken hangs
+    with pytest.raises(StsUnavailableError, match="ReadTimeoutError") as info:
+        await provider.credentials()
+    assert info.value.__cause__ is not None
+    assert len(fake_sts.token_calls) == 4  # botocore's standard mode: 4 attempts, then give up
+    assert len(device.requests) == 1  # the same code each time
+    fake_sts.gate.set()
