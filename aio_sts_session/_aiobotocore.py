@@ -100,12 +100,12 @@ class SourceResolver:
 
     def __init__(self, source_session: Any | None) -> None:
         self._explicit = _botocore_session(source_session) if source_session is not None else None
-        self._attached: tuple[AioSession, _ChainLink, Any] | None = None
+        self._attached: AioSession | None = None
         self._default: AioSession | None = None
 
-    def use_attached(self, session: AioSession, link: _ChainLink, pre_attach: Any) -> None:
+    def use_attached(self, session: AioSession) -> None:
         if self._explicit is None and self._attached is None:
-            self._attached = (session, link, pre_attach)
+            self._attached = session
 
     def describe(self) -> str:
         if self._explicit is not None:
@@ -122,14 +122,11 @@ class SourceResolver:
         if self._explicit is not None:
             creds = await self._explicit.get_credentials()
             if isinstance(creds, ProviderCredentials):
-                # The source session is attached to a provider: use the rest of its chain.
-                return await _load_after(self._explicit, None)
+                # The source session is itself attached to a provider: look behind it.
+                return await _keys_behind_link(self._explicit)
             return await _frozen_keys(creds, "source_session")
         if self._attached is not None:
-            session, link, pre_attach = self._attached
-            if pre_attach is not None:
-                return await _frozen_keys(pre_attach, "explicit")
-            return await _load_after(session, link)
+            return await _keys_behind_link(self._attached)
         if self._default is None:
             self._default = AioSession()
         return await _frozen_keys(await self._default.get_credentials(), "default chain")
@@ -139,11 +136,14 @@ def _chain(session: AioSession) -> Any:
     return session.get_component("credential_provider")
 
 
-async def _load_after(session: AioSession, link: _ChainLink | None) -> SourceKeys | None:
-    """The first credentials found by the providers after ``link`` (or after any link of
-    ours) in the session's chain."""
+async def _keys_behind_link(session: AioSession) -> SourceKeys | None:
+    """The keys an attached session had before ``attach`` (given explicitly or already
+    resolved), else the first found by the providers after ours in its chain."""
     providers = list(_chain(session).providers)
-    start = providers.index(link) + 1 if link in providers else 0
+    link = next((p for p in providers if isinstance(p, _ChainLink)), None)
+    if link is not None and link.pre_attach is not None:
+        return await _frozen_keys(link.pre_attach, "explicit")
+    start = providers.index(link) + 1 if link is not None else 0
     for provider in providers[start:]:
         if isinstance(provider, _ChainLink):
             continue  # never recurse into a provider of ours
@@ -249,10 +249,11 @@ class _ChainLink(CredentialProvider):  # type: ignore[misc]
     METHOD = METHOD
     CANONICAL_NAME = "custom-sts-session"
 
-    def __init__(self, owner: Any, credentials: ProviderCredentials) -> None:
+    def __init__(self, owner: Any, credentials: ProviderCredentials, pre_attach: Any) -> None:
         super().__init__()
         self.owner = owner
         self.credentials = credentials
+        self.pre_attach = pre_attach  # what the session held before attach, if anything
 
     async def load(self) -> ProviderCredentials:
         return self.credentials
@@ -273,14 +274,13 @@ def attach(
                 "This session already has another SessionTokenProvider attached; create a new "
                 "session for the second provider."
             )
-    link = _ChainLink(owner, credentials)
+    # Credentials the session resolved or was given before attach become the source of
+    # long-term keys (they are what the user meant to sign with) and are replaced as the
+    # session's own, so clients created from now on use the provider.
+    link = _ChainLink(owner, credentials, pre_attach=inner._credentials)
     if chain.providers:
         chain.insert_before(chain.providers[0].METHOD, link)
     else:
         chain.providers.append(link)
-    # Credentials the session resolved or was given before attach: they become the source
-    # of long-term keys (they are what the user meant to sign with) and are replaced as the
-    # session's own, so clients created from now on use the provider.
-    pre_attach = inner._credentials
-    sources.use_attached(inner, link, pre_attach)
+    sources.use_attached(inner)
     inner._credentials = credentials

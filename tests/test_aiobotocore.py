@@ -145,6 +145,15 @@ async def test_source_session_that_is_itself_attached_does_not_recurse(
     assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY
 
 
+async def test_explicit_keys_session_that_is_also_the_source(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    session = source_session()  # keys given with set_credentials: not in the chain
+    make_provider(source_session=session).attach(session)
+    assert (await whoami(session, fake_sts)).startswith("ASIA")
+    assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY
+
+
 async def test_aioboto3_session(make_provider: MakeProvider, fake_sts: FakeSts) -> None:
     aioboto3 = pytest.importorskip("aioboto3")
     session = aioboto3.Session(
