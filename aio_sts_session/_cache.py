@@ -197,6 +197,38 @@ class EncryptedFileCache:
         """A new random 256-bit key as URL-safe base64 text."""
         return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode("ascii")
 
+    @classmethod
+    def from_keyring(
+        cls,
+        directory: str | os.PathLike[str],
+        *,
+        service: str = "aio-sts-session",
+        username: str = "cache-key",
+        lock_timeout: float | None = None,
+    ) -> EncryptedFileCache:
+        """A cache whose key lives in the OS keyring (macOS Keychain, Windows Credential
+        Locker, Secret Service), made and stored there on first use. Needs the ``keyring``
+        package: ``pip install 'aio-sts-session[keyring]'``."""
+        try:
+            import keyring
+            from keyring.errors import KeyringError
+        except ImportError as exc:
+            raise ConfigurationError(
+                "EncryptedFileCache.from_keyring needs the keyring package: "
+                "pip install 'aio-sts-session[keyring]' (or pass key= yourself)."
+            ) from exc
+        try:
+            key = keyring.get_password(service, username)
+            if key is None:
+                key = cls.generate_key()
+                keyring.set_password(service, username, key)
+        except KeyringError as exc:
+            raise ConfigurationError(
+                f"The OS keyring could not store or return the cache key ({type(exc).__name__}):"
+                " configure a keyring backend, or pass key= from another secret store."
+            ) from exc
+        return cls(directory, key=key, lock_timeout=lock_timeout)
+
     def __repr__(self) -> str:
         return f"EncryptedFileCache({str(self.directory)!r}, keys={len(self._aeads)})"
 

@@ -254,3 +254,45 @@ def test_any_bytes_in_an_entry_file_are_a_miss(blob: bytes, tmp_path: Path) -> N
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CacheWarning)
         assert asyncio.run(load()) is None
+
+
+class _MemoryKeyring:
+    """A keyring backend that keeps passwords in a dict (the real OS keyrings are not here)."""
+
+    priority = 1
+
+    def __init__(self) -> None:
+        self.passwords: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service: str, username: str) -> str | None:
+        return self.passwords.get((service, username))
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self.passwords[(service, username)] = password
+
+
+async def test_key_from_the_os_keyring_is_made_once_then_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keyring = pytest.importorskip("keyring")
+    backend = _MemoryKeyring()
+    monkeypatch.setattr(keyring, "get_password", backend.get_password)
+    monkeypatch.setattr(keyring, "set_password", backend.set_password)
+    first = EncryptedFileCache.from_keyring(tmp_path / "k")
+    await first.store(KEY_A, token(expires_at=9e9))
+    assert list(backend.passwords) == [("aio-sts-session", "cache-key")]
+    second = EncryptedFileCache.from_keyring(tmp_path / "k")  # another process, same key
+    assert await second.load(KEY_A) == token(expires_at=9e9)
+
+
+def test_keyring_without_a_backend_is_a_configuration_error(tmp_path: Path) -> None:
+    keyring = pytest.importorskip("keyring")
+    from keyring.backends.fail import Keyring as NoBackend
+
+    previous = keyring.get_keyring()
+    keyring.set_keyring(NoBackend())
+    try:
+        with pytest.raises(ConfigurationError, match="keyring backend"):
+            EncryptedFileCache.from_keyring(tmp_path / "k")
+    finally:
+        keyring.set_keyring(previous)

@@ -590,7 +590,7 @@ async def test_a_hanging_sts_fails_within_the_configured_timeouts(
 ) -> None:
     from botocore.config import Config
 
-    provider = make_provider(sts_config=Config(read_timeout=0.05, connect_timeout=0.05))
+    provider = make_provider(sts_config=Config(read_timeout=0.25, connect_timeout=2))
     await provider.prepare()  # the key check answers; then STS stops answering
     fake_sts.gate = asyncio.Event()  # never set: every GetSessionToken hangs
     with pytest.raises(StsUnavailableError, match="ReadTimeoutError") as info:
