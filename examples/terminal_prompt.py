@@ -39,7 +39,8 @@ async def main(serial: str) -> None:
             session = provider.attach(AioSession())
             async with session.create_client("sts") as sts:
                 identity = await sts.get_caller_identity()
-            print(f"signed in as {identity['Arn']} until {provider.state().value}")
+            expiration = (await provider.credentials()).expiration
+            print(f"signed in as {identity['Arn']}; session credentials until {expiration:%c} UTC")
     finally:
         tick.cancel()
 
