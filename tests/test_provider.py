@@ -73,8 +73,11 @@ def test_bad_configuration_raises_in_constructor(kwargs: dict[str, Any], match: 
 
 
 def test_hardware_serial_and_no_mfa_are_valid() -> None:
-    SessionTokenProvider(mfa_serial="GAHT12345678", mfa_callback=_cb)
-    SessionTokenProvider()  # plain GetSessionToken, no MFA
+    hardware = SessionTokenProvider(mfa_serial="GAHT12345678", mfa_callback=_cb)
+    assert "GAHT12345678" in repr(hardware)
+    assert hardware.state() is State.EXPIRED  # nothing fetched at construction
+    plain = SessionTokenProvider()  # plain GetSessionToken, no MFA
+    assert "mfa_serial=None" in repr(plain)
 
 
 # -- first fetch and cache hit -----------------------------------------------------------------
