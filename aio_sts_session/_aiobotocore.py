@@ -174,12 +174,6 @@ class StsClientFactory:
         wanted = (keys.access_key_id, keys.secret_access_key)
         if self._client is not None and self._client_keys == wanted and self._client_loop is loop:
             return self._client
-        if self._client is not None and self._client_loop is not loop:
-            # Made on an event loop that has ended (asyncio.run per command): with no pooled
-            # connection there is nothing bound to that loop left to close but the objects.
-            with contextlib.suppress(Exception):
-                await self._client.__aexit__(None, None, None)
-            self._client = None
         await self.close()
         if self._session is None:
             self._session = AioSession()
@@ -197,9 +191,14 @@ class StsClientFactory:
     async def close(self) -> None:
         client, loop = self._client, self._client_loop
         self._client, self._client_keys, self._client_loop = None, None, None
-        # A client made on another event loop (one asyncio.run that has ended) cannot be
-        # closed from this one; its connections ended with that loop.
-        if client is not None and loop is asyncio.get_running_loop():
+        if client is None:
+            return
+        if loop is asyncio.get_running_loop():
+            await client.__aexit__(None, None, None)
+            return
+        # Made on an event loop that has ended (asyncio.run per command). With no pooled
+        # connection nothing is bound to that loop but the objects: close them best-effort.
+        with contextlib.suppress(Exception):
             await client.__aexit__(None, None, None)
 
 

@@ -303,6 +303,9 @@ class SessionTokenProvider:
             self._record_failure(exc, background)
             raise
         finally:
+            # Cleared here, before the task completes, so a caller arriving in between starts
+            # afresh from the state just recorded (Flight's done-callback clears it too, for a
+            # flight cancelled before it ran).
             if self._flight is not None and self._flight.task is asyncio.current_task():
                 self._flight = None
         self._adopt(token)
@@ -407,7 +410,7 @@ class SessionTokenProvider:
                 serial=None,
                 code=None,
                 key_id=keys.access_key_id,
-                received_at=self._clock,
+                clock=self._clock,
             )
             self.stats.refreshes += 1
             return token
@@ -446,7 +449,7 @@ class SessionTokenProvider:
                     serial=self._serial,
                     code=code,
                     key_id=keys.access_key_id,
-                    received_at=self._clock,
+                    clock=self._clock,
                 )
             except CodeRejected:
                 rejected += 1

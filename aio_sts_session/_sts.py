@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from ._clock import Clock
 from ._models import CachedToken, SessionCredentials
 from .exceptions import (
     MfaError,
@@ -239,11 +240,11 @@ async def call_get_session_token(
     serial: str | None,
     code: str | None,
     key_id: str,
-    received_at: Any,
+    clock: Clock,
 ) -> CachedToken:
     """Call GetSessionToken once (botocore retries transient faults with the same code).
 
-    ``received_at`` is the clock, read when the response arrives. Raises :class:`CodeRejected`
+    ``clock`` is read when the response arrives. Raises :class:`CodeRejected`
     when STS refuses the MFA code, or a :class:`StsSessionError` with the botocore error chained.
     """
     params: dict[str, Any] = {"DurationSeconds": duration_seconds}
@@ -256,7 +257,7 @@ async def call_get_session_token(
         raise _map_client_error(exc, serial, key_id) from exc
     except BotoCoreError as exc:
         raise _map_botocore_error(exc) from exc
-    now = float(received_at())
+    now = clock()
     raw = response["Credentials"]
     expiration: _dt.datetime = raw["Expiration"]
     if expiration.tzinfo is None:
