@@ -3,16 +3,18 @@
 The public surface is what ``__all__`` lists; modules starting with ``_`` are private.
 """
 
-from ._cache import CacheWarning, EncryptedFileCache, MemoryCache, TokenCache
+from ._cache import EncryptedFileCache, MemoryCache, TokenCache
+from ._engine import ProviderStats
 from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
 from ._policy import State
-from ._provider import ProviderStats, SessionTokenProvider
+from ._provider import SessionTokenProvider
 from ._version import __version__
 from .exceptions import (
     CacheLockTimeoutError,
     ConfigurationError,
     MfaError,
     ProviderClosedError,
+    ReentrantRefreshError,
     SourceCredentialsError,
     StsError,
     StsSessionError,
@@ -21,7 +23,6 @@ from .exceptions import (
 
 __all__ = [
     "CacheLockTimeoutError",
-    "CacheWarning",
     "CachedToken",
     "ConfigurationError",
     "EncryptedFileCache",
@@ -31,6 +32,7 @@ __all__ = [
     "MfaRequest",
     "ProviderClosedError",
     "ProviderStats",
+    "ReentrantRefreshError",
     "SessionCredentials",
     "SessionTokenProvider",
     "SourceCredentialsError",
@@ -41,3 +43,10 @@ __all__ = [
     "TokenCache",
     "__version__",
 ]
+
+# Tracebacks and reprs show the public name (aio_sts_session.MfaError), not the private module.
+for _name in __all__:
+    _obj = globals()[_name]
+    if isinstance(_obj, type):
+        _obj.__module__ = __name__
+del _name, _obj

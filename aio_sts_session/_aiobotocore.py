@@ -103,9 +103,21 @@ class SourceResolver:
         self._attached: AioSession | None = None
         self._default: AioSession | None = None
 
-    def use_attached(self, session: AioSession) -> None:
-        if self._explicit is None and self._attached is None:
-            self._attached = session
+    def use_attached(self, session: Any) -> None:
+        """Take long-term keys from ``session`` (being attached) unless ``source_session`` was
+        given. A second, different session would silently sign with the first one's keys:
+        refused."""
+        if self._explicit is not None:
+            return
+        inner = _botocore_session(session)
+        if self._attached is None:
+            self._attached = inner
+        elif self._attached is not inner:
+            raise ConfigurationError(
+                "This provider already takes its long-term keys from another attached session; "
+                "a second session would get credentials made from the first one's keys. Create "
+                "one provider per session, or pass source_session= to share one source of keys."
+            )
 
     def describe(self) -> str:
         if self._explicit is not None:
@@ -166,14 +178,30 @@ class StsClientFactory:
         self._client: Any = None
         self._client_keys: tuple[str, str] | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._creating: asyncio.Lock | None = None
+        self._creating_loop: asyncio.AbstractEventLoop | None = None
 
     async def get(self, keys: SourceKeys) -> Any:
         """The client for these keys on the running loop (a client is bound to the loop that
-        created it: a CLI calling ``asyncio.run`` twice gets a new one)."""
+        created it: a CLI calling ``asyncio.run`` twice gets a new one). Concurrent callers
+        (``prepare()`` and a first ``credentials()``) share one creation."""
         loop = asyncio.get_running_loop()
         wanted = (keys.access_key_id, keys.secret_access_key)
         if self._client is not None and self._client_keys == wanted and self._client_loop is loop:
             return self._client
+        if self._creating is None or self._creating_loop is not loop:
+            self._creating, self._creating_loop = asyncio.Lock(), loop
+        async with self._creating:
+            if (
+                self._client is not None
+                and self._client_keys == wanted
+                and self._client_loop is loop
+            ):
+                return self._client
+            return await self._create(keys, loop)
+
+    async def _create(self, keys: SourceKeys, loop: asyncio.AbstractEventLoop) -> Any:
+        wanted = (keys.access_key_id, keys.secret_access_key)
         await self.close()
         if self._session is None:
             self._session = AioSession()
@@ -259,7 +287,10 @@ class _ChainLink(CredentialProvider):  # type: ignore[misc]
 
 
 def attach(
-    owner: Any, credentials: ProviderCredentials, sources: SourceResolver, session: Any
+    owner: Any,
+    credentials: ProviderCredentials,
+    use_attached: Callable[[Any], None],
+    session: Any,
 ) -> None:
     """Put ``owner``'s credentials at the head of ``session``'s chain and make them the
     session's credentials now, even if it had resolved others already."""
@@ -270,9 +301,10 @@ def attach(
             if existing.owner is owner:
                 return
             raise ConfigurationError(
-                "This session already has another SessionTokenProvider attached; create a new "
-                "session for the second provider."
+                "This session already has another provider attached; create a new session for "
+                "the second provider."
             )
+    use_attached(inner)  # may refuse; nothing is changed yet
     # Credentials the session resolved or was given before attach become the source of
     # long-term keys (they are what the user meant to sign with) and are replaced as the
     # session's own, so clients created from now on use the provider.
@@ -281,5 +313,4 @@ def attach(
         chain.insert_before(chain.providers[0].METHOD, link)
     else:
         chain.providers.append(link)
-    sources.use_attached(inner)
     inner._credentials = credentials

@@ -23,7 +23,6 @@ import logging
 import os
 import struct
 import tempfile
-import warnings
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -36,7 +35,7 @@ from ._clock import Clock, system_clock
 from ._models import CachedToken, SessionCredentials
 from .exceptions import CacheLockTimeoutError, ConfigurationError
 
-__all__ = ["CacheWarning", "EncryptedFileCache", "MemoryCache", "TokenCache"]
+__all__ = ["EncryptedFileCache", "MemoryCache", "TokenCache"]
 
 logger = logging.getLogger("aio_sts_session")
 
@@ -44,10 +43,6 @@ _MAGIC = b"ASTS\x01"
 _HEADER = struct.Struct(">5sd")
 _NONCE_BYTES = 12
 _SUFFIX = ".token"
-
-
-class CacheWarning(UserWarning):
-    """A cache entry or directory could not be used; the provider carried on without it."""
 
 
 @runtime_checkable
@@ -191,6 +186,7 @@ class EncryptedFileCache:
         self._memory = MemoryCache()
         self._degraded = False
         self._dir_checked = False
+        self._read_only = False
 
     @staticmethod
     def generate_key() -> str:
@@ -239,7 +235,8 @@ class EncryptedFileCache:
         return self.directory / f"{digest}{_SUFFIX}"
 
     def _ensure_directory(self) -> bool:
-        """Create the directory 0700 if needed. False (and one warning) if it is unusable."""
+        """Create the directory 0700 if needed. True if entries can be read from it (it may
+        still be read-only: then tokens are written to memory only, see :meth:`_writable`)."""
         if self._degraded:
             return False
         if self._dir_checked:
@@ -248,30 +245,41 @@ class EncryptedFileCache:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             mode = self.directory.stat().st_mode & 0o777
             if mode & 0o077:
-                warnings.warn(
-                    f"Credential cache directory {self.directory} is accessible to other users "
-                    f"(mode {mode:o}); entries are encrypted, but run 'chmod 700 "
-                    f"{self.directory}'.",
-                    CacheWarning,
-                    stacklevel=4,
+                logger.warning(
+                    "Credential cache directory %s is accessible to other users (mode %o); "
+                    "entries are encrypted, but run 'chmod 700 %s'.",
+                    self.directory,
+                    mode,
+                    self.directory,
                 )
-            if not os.access(self.directory, os.W_OK | os.X_OK):
-                raise PermissionError(f"{self.directory} is not writable")
+            if not os.access(self.directory, os.R_OK | os.X_OK):
+                raise PermissionError(f"{self.directory} is not readable")
         except OSError as exc:
             self._degrade(exc)
             return False
+        self._read_only = not os.access(self.directory, os.W_OK | os.X_OK)
+        if self._read_only:
+            logger.warning(
+                "Credential cache directory %s is read-only: entries are read from it, but new "
+                "tokens are kept in this process's memory only. Fix its permissions to share "
+                "them with other processes.",
+                self.directory,
+            )
         self._dir_checked = True
         return True
+
+    def _writable(self) -> bool:
+        return self._ensure_directory() and not self._read_only
 
     def _degrade(self, exc: OSError) -> None:
         if not self._degraded:
             self._degraded = True
-            warnings.warn(
-                f"Credential cache directory {self.directory} is unusable "
-                f"({type(exc).__name__}: {exc.strerror or exc}); keeping tokens in memory only "
-                "for this process. Fix the directory's permissions or pick another one.",
-                CacheWarning,
-                stacklevel=4,
+            logger.warning(
+                "Credential cache directory %s is unusable (%s: %s); keeping tokens in memory "
+                "only for this process. Fix the directory's permissions or pick another one.",
+                self.directory,
+                type(exc).__name__,
+                exc.strerror or exc,
             )
 
     # -- encryption ----------------------------------------------------------------------------
@@ -311,21 +319,20 @@ class EncryptedFileCache:
         except FileNotFoundError:
             return None
         except OSError as exc:
-            warnings.warn(
-                f"Could not read credential cache entry {path} ({exc.strerror}); treating it as "
-                "a miss.",
-                CacheWarning,
-                stacklevel=2,
+            logger.warning(
+                "Could not read credential cache entry %s (%s); treating it as a miss.",
+                path,
+                exc.strerror or exc,
             )
             return None
         try:
             token = self._open(key, blob)
         except ValueError as exc:
-            warnings.warn(
-                f"Ignoring credential cache entry {path}: {exc}. It will be replaced at the next "
+            logger.warning(
+                "Ignoring credential cache entry %s: %s. It will be replaced at the next "
                 "refresh; if you rotated keys, pass the old key too (key=[new, old]).",
-                CacheWarning,
-                stacklevel=2,
+                path,
+                exc,
             )
             return None
         if token.expires_at <= self._clock():
@@ -357,34 +364,66 @@ class EncryptedFileCache:
                 os.close(dir_fd)
         self._prune_sync()
 
+    def _expired_on_disk(self, entry: Path) -> bool:
+        try:
+            with entry.open("rb") as fh:
+                header = fh.read(_HEADER.size)
+            magic, expires_at = _HEADER.unpack(header)
+        except (OSError, struct.error):
+            return False
+        return bool(magic == _MAGIC and expires_at <= self._clock())
+
     def _prune_sync(self) -> None:
-        """Delete entries whose clear-text expiry has passed (no key needed)."""
-        now = self._clock()
+        """Delete entries whose clear-text expiry has passed (no key needed).
+
+        An entry is judged and deleted while holding its lock, and judged again once the lock
+        is held: another process may have just replaced it with a fresh token, and deleting
+        that would make a third process waiting on the lock prompt again. Entries whose lock
+        is busy are left for a later prune.
+        """
         for entry in self.directory.glob(f"*{_SUFFIX}"):
+            if not self._expired_on_disk(entry):
+                continue
+            lock = filelock.FileLock(str(entry.with_suffix(".lock")), timeout=0, mode=0o600)
             try:
-                with entry.open("rb") as fh:
-                    header = fh.read(_HEADER.size)
-                magic, expires_at = _HEADER.unpack(header)
-                if magic == _MAGIC and expires_at <= now:
-                    entry.unlink()
-            except (OSError, struct.error):
+                with lock:
+                    if self._expired_on_disk(entry):
+                        entry.unlink()
+            except (filelock.Timeout, OSError):
                 continue
 
     # -- TokenCache ----------------------------------------------------------------------------
 
     async def load(self, key: str) -> CachedToken | None:
+        remembered = await self._memory.load(key)  # written here while the disk refused it
         if not self._ensure_directory():
-            return await self._memory.load(key)
-        return await asyncio.to_thread(self._read_sync, key)
+            return remembered
+        on_disk = await asyncio.to_thread(self._read_sync, key)
+        if remembered is None or remembered.expires_at <= self._clock():
+            return on_disk
+        if on_disk is None or on_disk.expires_at < remembered.expires_at:
+            return remembered
+        return on_disk
 
     async def store(self, key: str, token: CachedToken) -> None:
-        await self._memory.store(key, token)
-        if not self._ensure_directory():
+        if not self._writable():
+            await self._memory.store(key, token)
             return
         try:
             await asyncio.to_thread(self._write_sync, key, token)
         except OSError as exc:
-            self._degrade(exc)
+            # A full disk, a quota: this token stays in memory; the next store tries again.
+            await self._memory.store(key, token)
+            logger.warning(
+                "Could not write credential cache entry %s (%s: %s); the token is kept in this "
+                "process's memory only. Free space or fix the directory %s.",
+                self.path_for(key),
+                type(exc).__name__,
+                exc.strerror or exc,
+                self.directory,
+            )
+        else:
+            await self._memory.delete(key)
 
     async def delete(self, key: str) -> None:
         await self._memory.delete(key)
@@ -393,7 +432,7 @@ class EncryptedFileCache:
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
-        if not self._ensure_directory():
+        if not self._writable():
             async with self._memory.lock(key, timeout):
                 yield
             return

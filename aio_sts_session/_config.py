@@ -12,6 +12,8 @@ __all__ = ["MAX_DURATION", "MIN_DURATION", "validate"]
 MIN_DURATION, MAX_DURATION = 900, 129600
 #: AWS's pattern for SerialNumber: an MFA device ARN or a hardware token's serial.
 _SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}")
+#: An ARN must name an MFA device (``arn:aws:iam::123456789012:mfa/alice``), in any partition.
+_MFA_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:mfa/[\w+=/,.@-]+")
 
 
 def validate(
@@ -39,6 +41,12 @@ def validate(
                 "mfa_serial must be an MFA device ARN (arn:aws:iam::123456789012:mfa/name) or a "
                 "hardware serial: 9 to 256 characters of letters, digits and +=/:,.@_-; "
                 f"got {mfa_serial!r}."
+            )
+        if mfa_serial.startswith("arn:") and not _MFA_ARN.fullmatch(mfa_serial):
+            raise ConfigurationError(
+                f"mfa_serial {mfa_serial!r} is an ARN but not of an MFA device: use the device's "
+                "ARN, arn:aws:iam::<account>:mfa/<device name> (IAM console: Security "
+                "credentials > Multi-factor authentication), not the user's or a role's ARN."
             )
         if mfa_callback is None:
             raise ConfigurationError(

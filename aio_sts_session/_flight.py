@@ -1,27 +1,38 @@
-"""Single flight: one refresh task, any number of waiting callers."""
+"""Single flight: one refresh task, any number of waiting callers.
+
+:class:`Flight` is one refresh and its waiters; :class:`FlightSlot` owns "at most one refresh at
+a time" for an engine. A context variable marks the code running inside a refresh (the MFA
+callback and everything it awaits), so a caller that would wait for the very refresh it is part
+of gets :class:`~aio_sts_session.ReentrantRefreshError` at once instead of a deadlock.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import logging
+import contextvars
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ._models import CachedToken
-from .exceptions import ProviderClosedError
+from ._policy import RefreshKind
+from .exceptions import ProviderClosedError, ReentrantRefreshError
 
-__all__ = ["Flight"]
+__all__ = ["Flight", "FlightSlot"]
 
-logger = logging.getLogger("aio_sts_session")
+#: The flights whose refresh the current context is running inside (usually none).
+_INSIDE: contextvars.ContextVar[tuple[Flight, ...]] = contextvars.ContextVar(
+    "aio_sts_session_inside_refresh", default=()
+)
 
 
 class Flight:
-    """One refresh in flight and the callers waiting for it (single flight).
+    """One refresh in flight and the callers waiting for it.
 
     Each waiter awaits a future of its own, resolved when the refresh ends: cancelling a waiter
     cancels only its wait, never the refresh, and waking 10,000 waiters costs one callback
-    each (``asyncio.shield`` would cost two hops and two futures per waiter).
+    each (``asyncio.shield`` would cost two hops and two futures per waiter). A waiter that
+    asked for a ``fallback`` gets ``fallback()``'s token, if any, instead of the error.
     """
 
     def __init__(
@@ -29,22 +40,42 @@ class Flight:
         refresh: Coroutine[Any, Any, CachedToken],
         on_done: Callable[[Flight], None],
         *,
-        eager: bool,
+        kind: RefreshKind = RefreshKind.BLOCKING,
+        eager: bool = False,
+        fallback: Callable[[], CachedToken | None] = lambda: None,
     ) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._waiters: list[asyncio.Future[CachedToken]] = []
+        self.kind = kind
+        self.loop = asyncio.get_running_loop()
+        self._waiters: list[tuple[asyncio.Future[CachedToken], bool]] = []
         self._on_done = on_done
+        self._fallback = fallback
+        self._refresh = refresh
+        coro = self._run(refresh)
         if eager and sys.version_info >= (3, 12):
             # Run the refresh up to its first real wait (the STS request on the wire) now,
             # so STS's latency overlaps with the other callers queued behind this one.
-            self.task = asyncio.Task(refresh, loop=self._loop, eager_start=True)
+            self.task = asyncio.Task(coro, loop=self.loop, eager_start=True)
         else:
-            self.task = self._loop.create_task(refresh)
-        self.task.add_done_callback(self._done)
+            self.task = self.loop.create_task(coro)
+        self.finished = False  # set when the outcome is recorded and the waiters are woken
+        self.task.add_done_callback(self._done)  # scheduled at once if it finished eagerly
 
-    def wait(self) -> asyncio.Future[CachedToken]:
-        waiter: asyncio.Future[CachedToken] = self._loop.create_future()
-        self._waiters.append(waiter)
+    async def _run(self, refresh: Coroutine[Any, Any, CachedToken]) -> CachedToken:
+        _INSIDE.set((*_INSIDE.get(), self))  # this task's own context: seen by what it awaits
+        return await refresh
+
+    def wait(self, *, fallback: bool = False) -> asyncio.Future[CachedToken]:
+        """A future for the refresh's result. Raises :class:`ReentrantRefreshError` if called
+        from inside this refresh (it would wait for itself)."""
+        if self in _INSIDE.get():
+            raise ReentrantRefreshError(
+                "Credentials were requested from inside their own refresh (the MFA callback, or "
+                "something it awaits, uses a client of the attached session): that would wait "
+                "forever. Give the callback a client built from another session, e.g. "
+                "AioSession() with the long-term keys."
+            )
+        waiter: asyncio.Future[CachedToken] = self.loop.create_future()
+        self._waiters.append((waiter, fallback))
         return waiter
 
     async def cancel(self) -> None:
@@ -52,20 +83,80 @@ class Flight:
         await asyncio.gather(self.task, return_exceptions=True)
 
     def _done(self, task: asyncio.Task[CachedToken]) -> None:
+        self.finished = True
         self._on_done(self)
         waiters, self._waiters = self._waiters, []
         if task.cancelled():
+            self._refresh.close()  # cancelled before it started: never "never awaited"
             error: BaseException | None = ProviderClosedError(
-                "The provider was closed while this caller waited for credentials."
+                "The refresh was cancelled (the provider was closed, or its event loop ended) "
+                "while this caller waited for credentials; ask again."
             )
         else:
             error = task.exception()  # retrieved here, so asyncio never logs it as unhandled
-            if error is not None:
-                logger.warning("Refreshing STS session credentials failed: %s", error)
-        for waiter in waiters:
+        fallback = self._fallback() if error is not None else None
+        for waiter, wants_fallback in waiters:
             if waiter.done():  # its caller was cancelled
                 continue
             if error is None:
                 waiter.set_result(task.result())
+            elif wants_fallback and fallback is not None:
+                waiter.set_result(fallback)
             else:
                 waiter.set_exception(error)
+
+
+class FlightSlot:
+    """At most one refresh at a time: the flight in progress on the running event loop, if any.
+
+    A flight whose event loop has ended (a CLI calling ``asyncio.run`` per command) counts as
+    none, so the next loop starts afresh.
+    """
+
+    def __init__(self) -> None:
+        self._flight: Flight | None = None
+
+    def current(self) -> Flight | None:
+        flight = self._flight
+        if flight is None:
+            return None
+        if flight.finished or flight.loop.is_closed():
+            self._flight = None
+            return None
+        return flight
+
+    def pending(self) -> bool:
+        return self.current() is not None
+
+    def start(
+        self,
+        refresh: Coroutine[Any, Any, CachedToken],
+        on_done: Callable[[Flight], None],
+        *,
+        kind: RefreshKind,
+        fallback: Callable[[], CachedToken | None],
+    ) -> Flight:
+        # A refresh that callers wait for starts eagerly; a prefetch is left to the loop, so
+        # the caller that triggers it returns as fast as any other.
+        flight = Flight(
+            refresh,
+            self._finish(on_done),
+            kind=kind,
+            eager=kind is not RefreshKind.PREFETCH,
+            fallback=fallback,
+        )
+        self._flight = flight
+        return flight
+
+    def _finish(self, on_done: Callable[[Flight], None]) -> Callable[[Flight], None]:
+        def finish(flight: Flight) -> None:
+            if self._flight is flight:
+                self._flight = None
+            on_done(flight)
+
+        return finish
+
+    async def cancel(self) -> None:
+        flight, self._flight = self._flight, None
+        if flight is not None and not flight.loop.is_closed():
+            await flight.cancel()

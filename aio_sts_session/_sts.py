@@ -13,6 +13,7 @@ import enum
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.parsers import ResponseParserError
 
 from ._clock import Clock
 from ._models import CachedToken, SessionCredentials
@@ -39,6 +40,9 @@ __all__ = [
 #: Below this many seconds a difference between our clock and STS's ``Date`` is noise
 #: (``Date`` has one-second resolution).
 SKEW_TOLERANCE = 2.0
+#: STS refuses requests signed more than 15 minutes off its clock, so a genuine answer never
+#: carries a ``Date`` further off than that: such a header (a proxy's, a cache's) is ignored.
+MAX_PLAUSIBLE_SKEW = 900.0
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -81,7 +85,7 @@ def correct_for_skew(
     Returns ``(expires_at, lifetime, skew)``; pure, so it is tested as a table.
     """
     skew = 0.0 if server_date is None else server_date - received_at
-    if abs(skew) < SKEW_TOLERANCE:
+    if abs(skew) < SKEW_TOLERANCE or abs(skew) > MAX_PLAUSIBLE_SKEW:
         skew = 0.0
     expires_at = expiration - skew
     return expires_at, expires_at - received_at, skew
@@ -202,6 +206,28 @@ def _map_botocore_error(exc: BotoCoreError) -> StsSessionError:
     )
 
 
+def _parse_credentials(response: dict[str, Any], action: str) -> SessionCredentials:
+    """The ``Credentials`` of an STS answer, or :class:`StsError` if any field is missing."""
+    raw = response.get("Credentials") or {}
+    fields = ("AccessKeyId", "SecretAccessKey", "SessionToken", "Expiration")
+    missing = [name for name in fields if not raw.get(name)]
+    expiration = raw.get("Expiration")
+    if missing or not isinstance(expiration, _dt.datetime):
+        raise StsError(
+            f"STS's answer to {action} lacks {', '.join(missing) or 'a valid Expiration'} in "
+            "Credentials (a proxy or a broken endpoint in between?): check endpoint_url / "
+            "AWS_ENDPOINT_URL_STS and retry."
+        )
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=_dt.timezone.utc)
+    return SessionCredentials(
+        access_key_id=str(raw["AccessKeyId"]),
+        secret_access_key=str(raw["SecretAccessKey"]),
+        session_token=str(raw["SessionToken"]),
+        expiration=expiration.astimezone(_dt.timezone.utc),
+    )
+
+
 def _server_date(response: dict[str, Any]) -> float | None:
     headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
     raw = headers.get("date")
@@ -222,6 +248,11 @@ async def call_get_caller_identity(client: Any, *, key_id: str) -> str:
         raise _map_client_error(exc, None, key_id) from exc
     except BotoCoreError as exc:
         raise _map_botocore_error(exc) from exc
+    except ResponseParserError as exc:
+        raise StsError(
+            "STS's answer to GetCallerIdentity could not be parsed (a proxy or a broken "
+            "endpoint in between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
+        ) from exc
     return str(response.get("Account", ""))
 
 
@@ -257,18 +288,14 @@ async def call_get_session_token(
         raise _map_client_error(exc, serial, key_id) from exc
     except BotoCoreError as exc:
         raise _map_botocore_error(exc) from exc
+    except ResponseParserError as exc:
+        raise StsError(
+            "STS's answer to GetSessionToken could not be parsed (a proxy or a broken "
+            "endpoint in between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
+        ) from exc
     now = clock()
-    raw = response["Credentials"]
-    expiration: _dt.datetime = raw["Expiration"]
-    if expiration.tzinfo is None:
-        expiration = expiration.replace(tzinfo=_dt.timezone.utc)
-    credentials = SessionCredentials(
-        access_key_id=raw["AccessKeyId"],
-        secret_access_key=raw["SecretAccessKey"],
-        session_token=raw["SessionToken"],
-        expiration=expiration.astimezone(_dt.timezone.utc),
-    )
+    credentials = _parse_credentials(response, "GetSessionToken")
     expires_at, lifetime, skew = correct_for_skew(
-        expiration.timestamp(), _server_date(response), now
+        credentials.expiration.timestamp(), _server_date(response), now
     )
     return CachedToken(credentials=credentials, expires_at=expires_at, lifetime=lifetime, skew=skew)

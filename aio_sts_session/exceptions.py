@@ -10,6 +10,8 @@ The hierarchy::
     ├── StsError                        GetSessionToken failed (botocore error as __cause__)
     │   └── StsUnavailableError         throttling, 5xx or network after botocore's retries
     ├── CacheLockTimeoutError           another process held the cache lock too long
+    ├── ReentrantRefreshError           credentials asked for from inside their own refresh
+    │                                   (e.g. by the MFA callback through the attached session)
     └── ProviderClosedError             the provider was used after close()
 
 Every message says what to do next. No message ever contains a secret.
@@ -22,6 +24,7 @@ __all__ = [
     "ConfigurationError",
     "MfaError",
     "ProviderClosedError",
+    "ReentrantRefreshError",
     "SourceCredentialsError",
     "StsError",
     "StsSessionError",
@@ -61,5 +64,12 @@ class CacheLockTimeoutError(StsSessionError):
     """Waited too long for another process holding the credential cache lock."""
 
 
+class ReentrantRefreshError(StsSessionError):
+    """Credentials were requested from inside their own refresh (the MFA callback, or something
+    it awaits, used a client of the attached session): raised at once instead of waiting
+    forever."""
+
+
 class ProviderClosedError(StsSessionError):
-    """The provider was used after :meth:`SessionTokenProvider.close`."""
+    """The provider was used after ``close()``, or its refresh was cancelled (the provider was
+    closed or its event loop ended) while a caller waited."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -138,3 +141,17 @@ def threaded_fake_sts(clock: FakeClock) -> Iterator[FakeSts]:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
         loop.close()
+
+
+@contextlib.contextmanager
+def logs_warning(caplog: pytest.LogCaptureFixture, match: str = "") -> Iterator[None]:
+    """Assert that the block logs a WARNING on the aio_sts_session logger matching ``match``."""
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="aio_sts_session"):
+        yield
+    messages = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "aio_sts_session" and r.levelno >= logging.WARNING
+    ]
+    assert any(re.search(match, m) for m in messages), messages

@@ -1,9 +1,15 @@
 """A strict fake of STS, as an aiohttp app on 127.0.0.1, for what moto does not check.
 
-It verifies the SigV4 signature of every request with the caller's secret, accepts each TOTP
-code once, enforces 900..129600 s durations (and an optional cap, as STS does for root), issues
-unique credentials that expire by the injected clock, checks session tokens on later calls
-(``GetCallerIdentity``), and injects faults, delays and gates on demand.
+It verifies the SigV4 signature of every request with the caller's secret (in the region it
+serves, and refuses a request signed more than 15 minutes off its clock, as STS does), accepts
+each TOTP code once, judged by its own clock, and only for the device of the user who signs;
+enforces 900..129600 s durations (and an optional cap, as STS does for root), issues unique
+credentials that expire by the injected clock, checks session tokens on later calls
+(``GetCallerIdentity``), and injects faults, delays and gates on demand, for any action.
+
+Two clocks: botocore signs with the machine's wall clock, so ``X-Amz-Date`` is checked against
+``time.time() + server_offset``; everything about tokens and codes follows the injected clock
+(``clock() + server_offset``), which tests move.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import asyncio
 import dataclasses
 import datetime as dt
 import email.utils
+import random
 import secrets
+import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
@@ -33,11 +41,19 @@ BAD_SERIAL = (
 
 @dataclasses.dataclass
 class Fault:
-    """One canned failure, consumed by the next GetSessionToken request."""
+    """One canned failure, consumed by the next request for ``action`` (``None``: any).
+
+    ``kind``: ``"error"`` (an STS error response), ``"reset"`` (the connection is cut in the
+    middle of the response), ``"body"`` (a 200 whose body is ``body``), ``"after-accept"`` (the
+    request is judged, and its code marked used, then the answer is lost as a 500).
+    """
 
     status: int = 500
     code: str = "InternalFailure"
     message: str = "injected fault"
+    kind: str = "error"
+    body: str = ""
+    action: str | None = "GetSessionToken"
 
 
 @dataclasses.dataclass
@@ -70,7 +86,13 @@ class FakeSts:
         self.clock = clock
         self.users = dict(users)  # long-term access key id -> secret
         self.devices = dict(devices)  # serial -> TOTP base32 secret
-        self.server_offset = 0.0  # STS clock minus the injected clock (skew tests)
+        # serial -> the access key id of the user it is assigned to (default: every user's)
+        self.device_owner: dict[str, str] = {}
+        self.regions = {"us-east-1"}  # the regions whose signatures it accepts
+        self.server_offset = 0.0  # STS clock minus ours (skew tests); STS refuses 15 min+
+        self.date_header_offset = 0.0  # a Date header off by this much (a proxy's), alone
+        self.fault_rate = 0.0  # probability of a 503 on any request (soak tests)
+        self.rng = random.Random(0)
         self.duration_cap: int | None = None  # e.g. 3600, as for root
         self.faults: deque[Fault] = deque()
         self.delay = 0.0  # seconds before answering GetSessionToken (benchmarks)
@@ -88,8 +110,18 @@ class FakeSts:
     def now(self) -> float:
         return self.clock() + self.server_offset
 
+    def pop_fault(self, action: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.action is None or fault.action == action:
+                self.faults.remove(fault)
+                return fault
+        if self.fault_rate and self.rng.random() < self.fault_rate:
+            return Fault(503, "ServiceUnavailable", "random fault", action=None)
+        return None
+
     def code(self, serial: str, offset_steps: int = 0) -> str:
-        return pyotp.TOTP(self.devices[serial]).at(self.clock() + 30 * offset_steps)
+        """The device's code: a phone keeps true time, which is STS's."""
+        return pyotp.TOTP(self.devices[serial]).at(self.now() + 30 * offset_steps)
 
     def fresh_code(self, serial: str) -> str:
         """A valid code not used yet (the current step's, else a neighbour's), as a user who
@@ -131,7 +163,9 @@ class FakeSts:
             status=status,
             body=body.encode(),
             content_type="text/xml",
-            headers={"Date": email.utils.formatdate(self.now(), usegmt=True)},
+            headers={
+                "Date": email.utils.formatdate(self.now() + self.date_header_offset, usegmt=True)
+            },
         )
 
     def _error(self, status: int, code: str, message: str) -> web.Response:
@@ -154,6 +188,25 @@ class FakeSts:
             part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 ") :].split(",")
         )
         akid, _, scope_region = fields["Credential"].split("/")[:3]
+        if scope_region not in self.regions:
+            return self._error(
+                403,
+                "SignatureDoesNotMatch",
+                f"Credential should be scoped to a valid region, not '{scope_region}'.",
+            )
+        stamp = request.headers.get("X-Amz-Date", "")
+        try:
+            signed_at = dt.datetime.strptime(stamp, "%Y%m%dT%H%M%SZ")
+        except ValueError:
+            return self._error(400, "IncompleteSignature", "X-Amz-Date is missing or malformed")
+        signed_epoch = signed_at.replace(tzinfo=dt.timezone.utc).timestamp()
+        if abs(signed_epoch - (time.time() + self.server_offset)) > 15 * 60:
+            return self._error(
+                403,
+                "SignatureDoesNotMatch",
+                f"Signature expired: {stamp} is now earlier than the allowed time window "
+                "(15 minutes around the server's time).",
+            )
         signed = fields["SignedHeaders"].split(";")
         token = request.headers.get("X-Amz-Security-Token")
         session: Issued | None = None
@@ -180,18 +233,26 @@ class FakeSts:
             return self._error(403, "SignatureDoesNotMatch", "Signature does not match")
         return akid, session
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         form = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
         action = form.get("Action", "")
         checked = self._verify_signature(request, body)
         if isinstance(checked, web.Response):
-            self.calls.append(Call(action, "?", None, None, None, "bad-signature"))
+            outcome = "bad-signature"
+            if "Signature expired" in (checked.text or ""):
+                outcome = "signature-expired"
+            self.calls.append(Call(action, "?", None, None, None, outcome))
             return checked
         akid, session = checked
         if action == "GetCallerIdentity":
             user = session.user if session else akid
-            self.calls.append(Call(action, akid, None, None, None, "ok"))
+            call = Call(action, akid, None, None, None, "ok")
+            self.calls.append(call)
+            fault = self.pop_fault(action)
+            if fault is not None:
+                call.outcome = f"fault:{fault.code}"
+                return await self._fault_response(request, fault)
             return self._xml(
                 f'<GetCallerIdentityResponse xmlns="{NS}"><GetCallerIdentityResult>'
                 f"<Arn>arn:aws:iam::123456789012:user/{user}</Arn><UserId>{akid}</UserId>"
@@ -200,11 +261,11 @@ class FakeSts:
             )
         if action != "GetSessionToken":
             return self._error(400, "InvalidAction", f"Could not find operation {action}")
-        return await self._get_session_token(form, akid, session)
+        return await self._get_session_token(request, form, akid, session)
 
     async def _get_session_token(
-        self, form: dict[str, str], akid: str, session: Issued | None
-    ) -> web.Response:
+        self, request: web.Request, form: dict[str, str], akid: str, session: Issued | None
+    ) -> web.StreamResponse:
         serial, code = form.get("SerialNumber"), form.get("TokenCode")
         duration = int(form.get("DurationSeconds", "43200"))
         call = Call("GetSessionToken", akid, serial, code, duration, "ok")
@@ -214,10 +275,11 @@ class FakeSts:
             await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
-        if self.faults:
-            fault = self.faults.popleft()
-            call.outcome = f"fault:{fault.code}"
-            return self._error(fault.status, fault.code, fault.message)
+        fault = self.pop_fault("GetSessionToken")
+        after_accept = fault is not None and fault.kind == "after-accept"
+        if fault is not None and not after_accept:
+            call.outcome = f"fault:{fault.code}" if fault.kind == "error" else f"fault:{fault.kind}"
+            return await self._fault_response(request, fault)
         if session is not None:
             call.outcome = "session-credentials"
             return self._error(
@@ -231,14 +293,22 @@ class FakeSts:
             if device is None:
                 call.outcome = "bad-serial"
                 return self._error(403, "AccessDenied", BAD_SERIAL)
+            owner = self.device_owner.get(serial)
+            if owner is not None and owner != akid:
+                call.outcome = "bad-serial"
+                return self._error(403, "AccessDenied", BAD_SERIAL)
             if (
                 code is None
                 or (self.single_use_codes and (serial, code) in self.used_codes)
-                or not pyotp.TOTP(device).verify(code, for_time=self.clock(), valid_window=1)
+                or not pyotp.TOTP(device).verify(code, for_time=self.now(), valid_window=1)
             ):
                 call.outcome = "bad-code"
                 return self._error(403, "AccessDenied", INVALID_CODE)
             self.used_codes.add((serial, code))
+        if after_accept:
+            assert fault is not None
+            call.outcome = "fault:after-accept"
+            return self._error(fault.status, fault.code, fault.message)
         if self.duration_cap is not None:
             duration = min(duration, self.duration_cap)
         issued = Issued(
@@ -258,6 +328,20 @@ class FakeSts:
             f"</Credentials></GetSessionTokenResult><ResponseMetadata><RequestId>"
             f"{secrets.token_hex(8)}</RequestId></ResponseMetadata></GetSessionTokenResponse>"
         )
+
+    async def _fault_response(self, request: web.Request, fault: Fault) -> web.StreamResponse:
+        if fault.kind == "reset":
+            # Headers and half a body, then the connection is cut.
+            response = web.StreamResponse(status=200, headers={"Content-Type": "text/xml"})
+            response.content_length = 4096
+            await response.prepare(request)
+            await response.write(b'<GetSessionTokenResponse xmlns="' + NS.encode())
+            assert request.transport is not None
+            request.transport.close()
+            return response
+        if fault.kind == "body":
+            return self._xml(fault.body)
+        return self._error(fault.status, fault.code, fault.message)
 
 
 def _iso(epoch: float) -> str:

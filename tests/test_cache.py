@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from aio_sts_session import (
     CachedToken,
     CacheLockTimeoutError,
-    CacheWarning,
     ConfigurationError,
     EncryptedFileCache,
     MemoryCache,
@@ -24,7 +23,7 @@ from aio_sts_session import (
     TokenCache,
 )
 
-from .conftest import T0, FakeClock
+from .conftest import T0, FakeClock, logs_warning
 
 KEY_A = "v1|AKIAONE|arn:aws:iam::123456789012:mfa/alice|3600|us-east-1|-"
 KEY_B = "v1|AKIAONE|arn:aws:iam::123456789012:mfa/alice|900|us-east-1|-"
@@ -101,11 +100,13 @@ async def test_permissions(cache: EncryptedFileCache, cache_dir: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-async def test_directory_readable_by_others_is_a_warning(cache_dir: Path) -> None:
+async def test_directory_readable_by_others_is_a_warning(
+    cache_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     cache_dir.mkdir(mode=0o755)
     os.chmod(cache_dir, 0o755)
     cache = EncryptedFileCache(cache_dir, key=EncryptedFileCache.generate_key())
-    with pytest.warns(CacheWarning, match="accessible to other users"):
+    with logs_warning(caplog, "accessible to other users"):
         await cache.store(KEY_A, token(expires_at=9e9))
     assert await cache.load(KEY_A) is not None
 
@@ -127,44 +128,46 @@ def _corrupt(path: Path, how: str) -> None:
 
 @pytest.mark.parametrize("how", ["tampered", "truncated", "garbage", "empty", "expiry-edited"])
 async def test_damaged_entry_is_a_miss_with_a_warning_naming_the_file(
-    cache: EncryptedFileCache, cache_dir: Path, how: str
+    cache: EncryptedFileCache, cache_dir: Path, how: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await cache.store(KEY_A, token())
     (path,) = entry_files(cache_dir)
     _corrupt(path, how)
-    with pytest.warns(CacheWarning, match=str(path.name)):
+    with logs_warning(caplog, str(path.name)):
         assert await cache.load(KEY_A) is None
     await cache.store(KEY_A, token())  # replaced at the next refresh
     assert await cache.load(KEY_A) == token()
 
 
 async def test_wrong_key_is_a_miss(
-    cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock
+    cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     await cache.store(KEY_A, token())
     other = EncryptedFileCache(cache_dir, key=EncryptedFileCache.generate_key(), clock=clock)
-    with pytest.warns(CacheWarning, match="another key"):
+    with logs_warning(caplog, "another key"):
         assert await other.load(KEY_A) is None
 
 
 async def test_entry_copied_over_another_does_not_decrypt(
-    cache: EncryptedFileCache, cache_dir: Path
+    cache: EncryptedFileCache, cache_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     await cache.store(KEY_A, token())
     cache.path_for(KEY_B).write_bytes(cache.path_for(KEY_A).read_bytes())
-    with pytest.warns(CacheWarning, match="copied from another entry"):
+    with logs_warning(caplog, "copied from another entry"):
         assert await cache.load(KEY_B) is None
     assert await cache.load(KEY_A) == token()
 
 
-async def test_key_rotation(cache_dir: Path, clock: FakeClock) -> None:
+async def test_key_rotation(
+    cache_dir: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
     old, new = EncryptedFileCache.generate_key(), EncryptedFileCache.generate_key()
     await EncryptedFileCache(cache_dir, key=old, clock=clock).store(KEY_A, token())
     rotated = EncryptedFileCache(cache_dir, key=[new, old], clock=clock)
     assert await rotated.load(KEY_A) == token()  # read with the old key
     await rotated.store(KEY_A, token())  # written with the newest
     assert await EncryptedFileCache(cache_dir, key=new, clock=clock).load(KEY_A) == token()
-    with pytest.warns(CacheWarning):
+    with logs_warning(caplog):
         assert await EncryptedFileCache(cache_dir, key=old, clock=clock).load(KEY_A) is None
 
 
@@ -197,7 +200,10 @@ async def test_expired_entries_are_pruned(
 
 
 async def test_a_crash_mid_write_leaves_the_old_entry_intact(
-    cache: EncryptedFileCache, cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+    cache: EncryptedFileCache,
+    cache_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     await cache.store(KEY_A, token())
 
@@ -206,19 +212,22 @@ async def test_a_crash_mid_write_leaves_the_old_entry_intact(
 
     monkeypatch.setattr(os, "replace", crash)
     newer = token(expires_at=T0 + 7200)
-    with pytest.warns(CacheWarning, match="unusable"):
+    with logs_warning(caplog, "No space left on device"):
         await cache.store(KEY_A, newer)
+    assert await cache.load(KEY_A) == newer  # kept in this process's memory
     monkeypatch.undo()
     reread = EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=cache._clock)
     assert await reread.load(KEY_A) == token()
     assert [p.name for p in cache_dir.iterdir() if p.name.startswith(".tmp")] == []
 
 
-async def test_unusable_directory_degrades_to_memory(tmp_path: Path) -> None:
+async def test_unusable_directory_degrades_to_memory(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     cache = EncryptedFileCache(blocker / "cache", key=EncryptedFileCache.generate_key())
-    with pytest.warns(CacheWarning, match="memory only"):
+    with logs_warning(caplog, "memory only"):
         await cache.store(KEY_A, token(expires_at=9e9))
     assert await cache.load(KEY_A) == token(expires_at=9e9)
     async with cache.lock(KEY_A, 1):
@@ -249,11 +258,7 @@ def test_any_bytes_in_an_entry_file_are_a_miss(blob: bytes, tmp_path: Path) -> N
     async def load() -> object:
         return await cache.load(KEY_A)
 
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CacheWarning)
-        assert asyncio.run(load()) is None
+    assert asyncio.run(load()) is None
 
 
 class _MemoryKeyring:

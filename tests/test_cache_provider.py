@@ -10,7 +10,7 @@ import pytest
 
 from aio_sts_session import EncryptedFileCache, SessionTokenProvider
 
-from .conftest import SERIAL, Device, FakeClock
+from .conftest import SERIAL, Device, FakeClock, source_session
 from .fake_sts import FakeSts
 
 MakeProvider = Callable[..., SessionTokenProvider]
@@ -40,26 +40,48 @@ async def test_a_restart_reads_the_token_without_prompting(
     assert len(fake_sts.calls) == 2  # the first provider's GetCallerIdentity + GetSessionToken
 
 
+BOB_KEY, BOB_SECRET = "AKIAFAKESTSBOB000002", "bob-long-term-secret-key-00000000000000"
+
+
 @pytest.mark.parametrize(
-    "change",
+    ("part", "mfa"),
     [
-        {"duration_seconds": 7200},
-        {"mfa_serial": "arn:aws:iam::123456789012:mfa/bob"},
-        {"region_name": "eu-west-1"},
+        (part, mfa)
+        for part in ["access key id", "serial", "duration", "region", "endpoint"]
+        for mfa in [True, False]
+        if mfa or part != "serial"  # no serial without MFA
     ],
 )
-async def test_a_different_duration_serial_or_region_is_never_served_anothers_token(
+async def test_every_part_of_the_entry_key_keeps_tokens_apart(
     make_provider: MakeProvider,
     fake_sts: FakeSts,
     file_cache: Callable[[], EncryptedFileCache],
-    change: dict[str, object],
+    part: str,
+    mfa: bool,
 ) -> None:
+    """Each part of the entry key, changed alone, must miss the cache: a dropped part would
+    hand one IAM user another's token, or a token of the wrong duration or serial."""
+    fake_sts.users[BOB_KEY] = BOB_SECRET
     fake_sts.devices["arn:aws:iam::123456789012:mfa/bob"] = fake_sts.devices[SERIAL]
-    await make_provider(cache=file_cache()).credentials()
-    other = make_provider(cache=file_cache(), **change)
-    await other.credentials()
+    fake_sts.regions.add("eu-west-1")
+    base: dict[str, object] = {} if mfa else {"mfa_serial": None, "mfa_callback": None}
+    change: dict[str, object] = {
+        "access key id": {"source_session": source_session(BOB_KEY, BOB_SECRET)},
+        "serial": {"mfa_serial": "arn:aws:iam::123456789012:mfa/bob"},
+        "duration": {"duration_seconds": 7200},
+        "region": {"region_name": "eu-west-1"},
+        "endpoint": {"endpoint_url": fake_sts.url.replace("127.0.0.1", "localhost")},
+    }[part]
+    first = await make_provider(cache=file_cache(), **base).credentials()
+    again = make_provider(cache=file_cache(), **base)
+    assert await again.credentials() == first  # the same configuration: a cache hit
+    assert again.stats.cache_loads == 1
+    other = make_provider(cache=file_cache(), **{**base, **change})
+    assert await other.credentials() != first
     assert other.stats.cache_loads == 0
     assert len(fake_sts.token_calls) == 2
+    if part == "access key id":
+        assert fake_sts.token_calls[-1].access_key_id == BOB_KEY
 
 
 async def test_refresh_by_one_holder_is_picked_up_by_the_other(

@@ -3,14 +3,14 @@ import math
 import pytest
 
 from aio_sts_session._policy import (
-    MAX_BLOCKING_RETRY_DELAY,
+    Action,
+    Decision,
     State,
     Windows,
-    blocking_retry_delay,
+    backoff_delay,
     classify,
+    decide,
     effective_windows,
-    next_decision_at,
-    prefetch_retry_at,
 )
 
 
@@ -62,45 +62,77 @@ def test_twenty_second_credential_is_fresh_for_ten_seconds() -> None:
 
 
 @pytest.mark.parametrize(
-    ("now", "expected"),
+    ("failures", "transient", "delay"),
     [
-        (0.0, 120.0),  # 240 s left before the stale window: retry half-way
-        (239.0, 240.0),  # less than 2 s left: not sooner than 1 s from now
+        (0, True, 0.0),
+        (1, True, 1.0),
+        (2, True, 2.0),
+        (3, True, 4.0),
+        (5, True, 16.0),
+        (6, True, 30.0),  # capped
+        (50, True, 30.0),
+        (1, False, 10.0),  # a person or a fix is needed: slower
+        (2, False, 20.0),
+        (5, False, 160.0),
+        (6, False, 300.0),  # capped
+        (80, False, 300.0),
     ],
 )
-def test_prefetch_retry_at(now: float, expected: float) -> None:
-    assert prefetch_retry_at(now, expires_at=300, windows=W) == expected
+def test_backoff_delay(failures: int, transient: bool, delay: float) -> None:
+    assert backoff_delay(failures, transient=transient) == delay
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.3, 0.999, 1.0, 5.0, -1.0])
+def test_backoff_jitter_takes_at_most_a_fifth_off(jitter: float) -> None:
+    delay = backoff_delay(3, transient=False, jitter=jitter)
+    assert 40.0 * 0.8 <= delay <= 40.0
+
+
+S, F, W_, E_ = Action.SERVE, Action.FAIL, Action.WAIT, Action.SERVE_AND_PREFETCH
+INF = math.inf
+#  expires_at 1000, windows prefetch 300 / stale 60: FRESH < 700 <= PREFETCH < 940 <= STALE <
+#  1000 <= EXPIRED
 
 
 @pytest.mark.parametrize(
-    ("failures", "delay"),
-    [(0, 0.0), (1, 1.0), (2, 2.0), (3, 4.0), (5, 16.0), (6, MAX_BLOCKING_RETRY_DELAY), (50, 30.0)],
-)
-def test_blocking_retry_delay(failures: int, delay: float) -> None:
-    assert blocking_retry_delay(failures) == delay
-
-
-@pytest.mark.parametrize(
-    ("state", "pending", "attempts", "retry_at", "expected"),
+    ("now", "has_token", "pending", "retry_at", "action", "serve_until"),
     [
-        (State.FRESH, False, 0, -math.inf, 700.0),  # until the prefetch window opens
-        (State.PREFETCH, True, 1, -math.inf, 940.0),  # refresh under way: until stale
-        (State.PREFETCH, False, 1, 800.0, 800.0),  # failed once: until the retry point
-        (State.PREFETCH, False, 1, 990.0, 940.0),  # ...but never past the stale boundary
-        (State.PREFETCH, False, 2, 800.0, 940.0),  # no retry left: until stale
-        (State.STALE, False, 0, -math.inf, -math.inf),  # waiting states decide every call
-        (State.EXPIRED, True, 0, -math.inf, -math.inf),
+        # FRESH: served until the prefetch window opens, whatever else holds
+        (0, True, False, -INF, S, 700),
+        (0, True, True, -INF, S, 700),
+        (0, True, False, 500, S, 700),
+        # PREFETCH: served; one background refresh unless one is pending or backing off
+        (800, True, False, -INF, E_, 940),
+        (800, True, True, -INF, S, 940),
+        (800, True, False, 850, S, 850),  # backing off: until the retry point ...
+        (800, True, False, 990, S, 940),  # ... but never past the stale boundary
+        # STALE: wait for the refresh; while backing off, the still-valid credentials
+        (950, True, False, -INF, W_, -INF),
+        (950, True, True, -INF, W_, -INF),
+        (950, True, False, 960, S, 960),
+        (950, True, False, 5000, S, 1000),  # served until they expire, not past
+        # EXPIRED or none: wait; while backing off, fail at once with the last error
+        (1000, True, False, -INF, W_, -INF),
+        (1000, True, False, 1010, F, -INF),
+        (1000, True, True, 1010, W_, -INF),  # a forced refresh is under way: join it
+        (0, False, False, -INF, W_, -INF),
+        (0, False, False, 10, F, -INF),
+        (0, False, True, 10, W_, -INF),
     ],
 )
-def test_next_decision_at(
-    state: State, pending: bool, attempts: int, retry_at: float, expected: float
+def test_decide(
+    now: float,
+    has_token: bool,
+    pending: bool,
+    retry_at: float,
+    action: Action,
+    serve_until: float,
 ) -> None:
-    at = next_decision_at(
-        state,
-        expires_at=1000.0,
-        windows=W,
+    decision = decide(
+        now,
+        1000.0 if has_token else None,
+        W,
         refresh_pending=pending,
-        prefetch_attempts=attempts,
         retry_at=retry_at,
     )
-    assert at == expected
+    assert decision == Decision(action, serve_until)

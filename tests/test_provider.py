@@ -30,10 +30,10 @@ MakeProvider = Callable[..., SessionTokenProvider]
 
 async def settle(provider: SessionTokenProvider) -> None:
     """Let a background refresh finish (yields to the loop; never sleeps)."""
-    await asyncio.sleep(0)  # a prefetch starts on the loop's next iteration
-    flight = provider._flight
+    flight = provider._slot.current()
     if flight is not None:
         await asyncio.gather(flight.task, return_exceptions=True)
+        await asyncio.sleep(0)  # the outcome is recorded by the task's done-callback
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -215,26 +215,52 @@ async def test_a_20_second_credential_does_not_refresh_per_call(
 async def test_expiry_follows_sts_date_when_local_clock_is_slow(
     make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
 ) -> None:
-    fake_sts.server_offset = 7200.0  # our clock is 2 h behind STS
+    fake_sts.server_offset = 600.0  # our clock is 10 min behind STS (STS accepts up to 15)
     provider = make_provider()
     creds = await provider.credentials()
-    assert creds.expiration.timestamp() == T0 + 7200 + 3600  # as STS said
+    assert creds.expiration.timestamp() == T0 + 600 + 3600  # as STS said
     assert provider.state() is State.FRESH
-    clock.advance(3600 - 100)  # by OUR clock, 100 s left: stale soon
+    clock.advance(3600 - 250)  # 250 s left by STS's clock (and ours, corrected): prefetch
     assert provider.state() is State.PREFETCH
-    clock.advance(150)
+    clock.advance(250)
     assert provider.state() is State.EXPIRED
 
 
 async def test_expiry_follows_sts_date_when_local_clock_is_fast(
     make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
 ) -> None:
-    fake_sts.server_offset = -5400.0  # our clock is 1.5 h ahead: naively already expired
+    fake_sts.server_offset = -840.0  # our clock is 14 min ahead of STS
     provider = make_provider()
     await provider.credentials()
     assert provider.state() is State.FRESH
+    clock.advance(3600 - 301)
+    assert provider.state() is State.FRESH  # naively 299 s left; by STS's clock 301
     await provider.credentials()
     assert len(fake_sts.token_calls) == 1
+
+
+async def test_a_date_header_an_hour_off_is_not_trusted(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    """A genuine STS answer cannot be 15+ min off (STS refuses such requests): a Date that far
+    off comes from something in between, and correcting by it would misjudge the expiry."""
+    fake_sts.date_header_offset = 3600.0
+    provider = make_provider()
+    creds = await provider.credentials()
+    assert creds.expiration.timestamp() == T0 + 3600
+    clock.advance(3600 - 200)
+    assert provider.state() is State.PREFETCH  # not shifted by an hour
+
+
+async def test_a_local_clock_off_by_more_than_15_minutes_is_reported_before_any_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    fake_sts.server_offset = 1800.0  # STS refuses signatures 15+ min off its clock
+    provider = make_provider()
+    with pytest.raises(SourceCredentialsError, match="clock"):
+        await provider.credentials()
+    assert device.requests == []
+    assert [c.outcome for c in fake_sts.calls] == ["signature-expired"]
 
 
 # -- MFA ---------------------------------------------------------------------------------------
@@ -243,7 +269,7 @@ async def test_expiry_follows_sts_date_when_local_clock_is_fast(
 async def test_malformed_codes_never_reach_sts(
     make_provider: MakeProvider, fake_sts: FakeSts, device: Device
 ) -> None:
-    device.answers = ["12345", 123456]
+    device.answers = ["12345", "12a456"]
     provider = make_provider()
     await provider.credentials()
     assert [r.reason for r in device.requests] == ["initial", "malformed", "malformed"]
@@ -451,8 +477,12 @@ async def test_outage_raises_then_recovers_without_a_new_prompt(
     assert fake_sts.token_calls[-1].code == fake_sts.token_calls[0].code
 
 
-async def test_failures_in_prefetch_window_keep_serving_and_back_off(
-    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, clock: FakeClock
+async def test_failures_in_prefetch_and_stale_windows_keep_serving_and_back_off(
+    make_provider: MakeProvider,
+    fake_sts: FakeSts,
+    device: Device,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     provider = make_provider()
     old = await provider.credentials()
@@ -463,26 +493,34 @@ async def test_failures_in_prefetch_window_keep_serving_and_back_off(
     await settle(provider)
     assert len(fake_sts.token_calls) == 1 + 4  # one background refresh, botocore's 4 attempts
     assert len(device.requests) == 2
-    clock.advance(60)  # before the retry point (half-way to the stale window)
+    clock.advance(0.5)  # inside the first backoff (1 s)
     for _ in range(500):
         assert await provider.credentials() is old
-    assert provider._flight is None
+    assert not provider._slot.pending()
     assert len(fake_sts.token_calls) == 5
-    clock.advance(60)  # past it: one retry, which needs one more code (the held one is stale)
+    clock.advance(1)  # past it: one retry, with the code typed 1.5 s ago (STS never judged it)
     assert await provider.credentials() is old
     await settle(provider)
     assert len(fake_sts.token_calls) == 9
-    assert len(device.requests) == 3  # initial + at most one extra prompt per failing attempt
-    clock.advance(100)  # still prefetch (70 s left): no more background attempts
-    for _ in range(500):
+    assert len(device.requests) == 2
+    assert len({c.code for c in fake_sts.token_calls[1:]}) == 1
+    caplog.clear()
+    clock.advance(240)  # stale (48.5 s left): the refresh fails again, callers keep the valid ones
+    results = await asyncio.gather(*(provider.credentials() for _ in range(100)))
+    assert all(r is old for r in results)
+    assert len(fake_sts.token_calls) == 13
+    assert len(device.requests) == 3  # the held code was too old: one new prompt, for all 100
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and "serving" in r.msg]
+    assert len(warnings) == 1  # one failure, one warning
+    for _ in range(100):  # backing off (4 s): served at once, no STS call, no prompt
         assert await provider.credentials() is old
-    assert provider._flight is None
-    assert len(fake_sts.token_calls) == 9
+    assert len(fake_sts.token_calls) == 13
     fake_sts.faults.clear()
-    clock.advance(30)  # stale: callers wait for a refresh, which now succeeds
-    new = await provider.credentials()
+    clock.advance(4)
+    new = await provider.credentials()  # the retry succeeds with the held code
     assert new is not old
     assert provider.state() is State.FRESH
+    assert len(device.requests) == 3
 
 
 # -- secrets, close ----------------------------------------------------------------------------
@@ -505,7 +543,7 @@ async def test_no_secret_in_logs_reprs_or_errors(
     await provider.credentials()
     await settle(provider)
     texts = [r.getMessage() for r in caplog.records]
-    texts += [repr(provider), repr(creds), str(creds), repr(provider._current)]
+    texts += [repr(provider), repr(creds), str(creds), repr(provider._snap.token)]
     texts += [repr(provider.attach(AioSession()).get_component("credential_provider").providers)]
     with pytest.raises(StsSessionError) as info:
         await make_provider(

@@ -52,8 +52,11 @@ def test_classify_error(code: str, message: str, status: int, kind: ErrorKind) -
         (4600.0, 1000.0, 1000.0, (4600.0, 3600.0, 0.0)),  # clocks agree
         (4600.0, 1000.0, 1001.5, (4600.0, 3598.5, 0.0)),  # within tolerance: Date is coarse
         (4600.0, None, 1000.0, (4600.0, 3600.0, 0.0)),  # no Date header
-        (8200.0, 4600.0, 1000.0, (4600.0, 3600.0, 3600.0)),  # local clock 1 h slow
-        (4600.0, 1000.0, 8200.0, (11800.0, 3600.0, -7200.0)),  # local clock 2 h fast
+        (4900.0, 1300.0, 1000.0, (4600.0, 3600.0, 300.0)),  # local clock 5 min slow
+        (4600.0, 1000.0, 1840.0, (5440.0, 3600.0, -840.0)),  # local clock 14 min fast
+        (4600.0, 1000.0, 2000.0, (4600.0, 2600.0, 0.0)),  # 15 min+: STS would refuse such a
+        (8200.0, 4600.0, 1000.0, (8200.0, 7200.0, 0.0)),  # request, so Date is not STS's:
+        #                                                    ignored
     ],
 )
 def test_correct_for_skew(
