@@ -54,13 +54,17 @@ class TokenCache(Protocol):
     one holder (task or process) refreshes a key at a time.
     """
 
-    async def load(self, key: str) -> CachedToken | None: ...
+    async def load(self, key: str) -> CachedToken | None:
+        """The token stored under ``key``, or ``None`` (missing, unreadable or expired)."""
 
-    async def store(self, key: str, token: CachedToken) -> None: ...
+    async def store(self, key: str, token: CachedToken) -> None:
+        """Keep ``token`` under ``key``, replacing what was there."""
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Forget the token under ``key`` (no error if there is none)."""
 
-    def lock(self, key: str, timeout: float) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def lock(self, key: str, timeout: float) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold while refreshing ``key``: one holder at a time; ``timeout`` seconds at most."""
 
 
 class MemoryCache:
@@ -76,16 +80,20 @@ class MemoryCache:
         return f"MemoryCache(entries={len(self._entries)})"
 
     async def load(self, key: str) -> CachedToken | None:
+        """The token stored under ``key``, or ``None`` (missing, unreadable or expired)."""
         return self._entries.get(key)
 
     async def store(self, key: str, token: CachedToken) -> None:
+        """Keep ``token`` under ``key``, replacing what was there."""
         self._entries[key] = token
 
     async def delete(self, key: str) -> None:
+        """Forget the token under ``key`` (no error if there is none)."""
         self._entries.pop(key, None)
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
+        """Hold while refreshing ``key``: one holder at a time; ``timeout`` seconds at most."""
         loop = asyncio.get_running_loop()
         for stale in [k for k in self._locks if k[1] is not loop and k[1].is_closed()]:
             del self._locks[stale]
@@ -231,6 +239,7 @@ class EncryptedFileCache:
     # -- paths ---------------------------------------------------------------------------------
 
     def path_for(self, key: str) -> Path:
+        """The file that holds the entry for ``key`` (named by a hash of it)."""
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
         return self.directory / f"{digest}{_SUFFIX}"
 
@@ -395,6 +404,7 @@ class EncryptedFileCache:
     # -- TokenCache ----------------------------------------------------------------------------
 
     async def load(self, key: str) -> CachedToken | None:
+        """The token stored under ``key``, or ``None`` (missing, unreadable or expired)."""
         remembered = await self._memory.load(key)  # written here while the disk refused it
         if not self._ensure_directory():
             return remembered
@@ -406,6 +416,7 @@ class EncryptedFileCache:
         return on_disk
 
     async def store(self, key: str, token: CachedToken) -> None:
+        """Keep ``token`` under ``key``, replacing what was there."""
         if not self._writable():
             await self._memory.store(key, token)
             return
@@ -426,12 +437,14 @@ class EncryptedFileCache:
             await self._memory.delete(key)
 
     async def delete(self, key: str) -> None:
+        """Forget the token under ``key`` (no error if there is none)."""
         await self._memory.delete(key)
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.path_for(key).unlink)
 
     @contextlib.asynccontextmanager
     async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
+        """Hold while refreshing ``key``: one holder at a time; ``timeout`` seconds at most."""
         if not self._writable():
             async with self._memory.lock(key, timeout):
                 yield

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import TYPE_CHECKING, Any, Union
@@ -161,6 +162,7 @@ class _SessionTokenSource:
         self._stats = stats
         self._held_code: tuple[str, float] | None = None
         self._verified_keys: set[str] = set()
+        self._verify_lock: tuple[asyncio.Lock, asyncio.AbstractEventLoop] | None = None
 
     def describe(self) -> str:
         return f"mfa_serial={self.serial!r}, duration_seconds={self._duration}"
@@ -195,7 +197,14 @@ class _SessionTokenSource:
         code is at stake: a bad key, an mfa_serial of another account or an STS outage is
         reported before anyone types a code. Without MFA nothing is at stake: no extra call."""
         client = await self.sts.get(keys)
-        if self.serial is not None and keys.access_key_id not in self._verified_keys:
+        if self.serial is None or keys.access_key_id in self._verified_keys:
+            return client
+        loop = asyncio.get_running_loop()
+        if self._verify_lock is None or self._verify_lock[1] is not loop:
+            self._verify_lock = (asyncio.Lock(), loop)
+        async with self._verify_lock[0]:  # prepare() and a first refresh: one check
+            if keys.access_key_id in self._verified_keys:
+                return client
             account = await call_get_caller_identity(client, key_id=keys.access_key_id)
             expected = serial_account(self.serial)
             if expected and account and expected != account:

@@ -301,3 +301,82 @@ def test_keyring_without_a_backend_is_a_configuration_error(tmp_path: Path) -> N
             EncryptedFileCache.from_keyring(tmp_path / "k")
     finally:
         keyring.set_keyring(previous)
+
+
+async def test_prune_skips_an_entry_whose_lock_another_process_holds(
+    cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock
+) -> None:
+    await cache.store(KEY_A, token(expires_at=T0 + 100))
+    clock.advance(200)  # KEY_A is expired on disk ...
+    holder = EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=clock)
+    async with holder.lock(KEY_A, 5):  # ... but another process is refreshing it
+        await cache.store(KEY_B, token(expires_at=T0 + 9000))  # this store prunes
+        assert cache.path_for(KEY_A).exists()
+    await cache.store(KEY_B, token(expires_at=T0 + 9000))  # lock free: pruned now
+    assert not cache.path_for(KEY_A).exists()
+
+
+async def test_prune_judges_again_under_the_lock(
+    cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Judged expired, then replaced by another process with a fresh token before the lock is
+    taken: the fresh entry must survive (else a third process waiting on it prompts again)."""
+    await cache.store(KEY_A, token(expires_at=T0 + 100))
+    clock.advance(200)
+    writer = EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=clock)
+    judged = cache._expired_on_disk
+    replaced: list[bool] = []
+
+    def judge_then_race(entry: Path) -> bool:
+        verdict = judged(entry)
+        if verdict and entry == cache.path_for(KEY_A) and not replaced:
+            writer._write_sync(KEY_A, token(expires_at=T0 + 7200))  # the other process
+            replaced.append(True)
+        return verdict
+
+    monkeypatch.setattr(cache, "_expired_on_disk", judge_then_race)
+    await cache.store(KEY_B, token(expires_at=T0 + 9000))
+    assert replaced == [True]
+    assert await writer.load(KEY_A) == token(expires_at=T0 + 7200)
+
+
+async def test_a_read_only_directory_is_still_read(
+    cache: EncryptedFileCache,
+    cache_dir: Path,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await cache.store(KEY_A, token())
+    os.chmod(cache_dir, 0o500)
+    real_access = os.access  # root ignores modes: report them as an ordinary user would see
+
+    def access(path: object, mode: int) -> bool:
+        return not (mode & os.W_OK) and real_access(path, mode)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", access)
+    try:
+        reader = EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=clock)
+        with logs_warning(caplog, "read-only"):
+            assert await reader.load(KEY_A) == token()
+        await reader.store(KEY_B, token(expires_at=T0 + 7200))  # memory only, no error
+        assert await reader.load(KEY_B) == token(expires_at=T0 + 7200)
+        async with reader.lock(KEY_B, 1):
+            pass
+    finally:
+        os.chmod(cache_dir, 0o700)
+
+
+async def test_every_write_uses_a_new_random_nonce(
+    cache: EncryptedFileCache, cache_dir: Path
+) -> None:
+    """AES-GCM with a repeated nonce loses confidentiality and integrity."""
+    nonces = set()
+    for _ in range(50):
+        await cache.store(KEY_A, token())
+        blob = cache.path_for(KEY_A).read_bytes()
+        nonces.add(blob[13:25])
+    assert len(nonces) == 50
+    # and the same token written twice never gives the same ciphertext
+    first = cache._seal(KEY_A, token())
+    assert first != cache._seal(KEY_A, token())

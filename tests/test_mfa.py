@@ -1,4 +1,6 @@
 import asyncio
+import textwrap
+from pathlib import Path
 import functools
 import threading
 
@@ -99,3 +101,62 @@ async def test_callback_timeout_is_mfa_error() -> None:
     with pytest.raises(MfaError, match=r"within 0\.01 s") as info:
         await ask_for_code(cb, REQ, 0.01)
     assert isinstance(info.value.__cause__, asyncio.TimeoutError)
+
+
+def test_a_sync_callback_that_times_out_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    """A plain callback blocked in input() past mfa_timeout: the process still exits at once
+    (asyncio.to_thread's executor would be joined until someone pressed Enter)."""
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "blocked.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import asyncio, threading
+            from aio_sts_session import MfaError, MfaRequest
+            from aio_sts_session._mfa import ask_for_code
+
+            never = threading.Event()
+
+            def blocked(request):
+                never.wait()  # as input() with nobody at the keyboard
+                return "123456"
+
+            async def main():
+                request = MfaRequest("GAHT12345678", 1, 1, 900)
+                try:
+                    await ask_for_code(blocked, request, 0.2)
+                except MfaError as exc:
+                    print("MfaError:", exc)
+
+            asyncio.run(main())
+            """
+        )
+    )
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert "within 0.2 s" in done.stdout
+    assert time.monotonic() - started < 20
+
+
+def test_public_names_are_documented_and_shown_as_the_package() -> None:
+    import inspect
+
+    import aio_sts_session
+
+    for name in aio_sts_session.__all__:
+        obj = getattr(aio_sts_session, name)
+        if not isinstance(obj, type):
+            continue
+        assert obj.__module__ == "aio_sts_session", name
+        assert obj.__doc__ and obj.__doc__.strip(), name
+        for attr, member in vars(obj).items():
+            if attr.startswith("_") or not callable(member):
+                continue
+            assert inspect.getdoc(member), f"{name}.{attr} has no docstring"
+    provider = aio_sts_session.SessionTokenProvider
+    for method in ["credentials", "refresh", "prepare", "attach", "close", "peek", "state"]:
+        assert inspect.getdoc(getattr(provider, method)), method
