@@ -1,8 +1,8 @@
 import asyncio
-import textwrap
-from pathlib import Path
 import functools
+import textwrap
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -152,7 +152,8 @@ def test_public_names_are_documented_and_shown_as_the_package() -> None:
         if not isinstance(obj, type):
             continue
         assert obj.__module__ == "aio_sts_session", name
-        assert obj.__doc__ and obj.__doc__.strip(), name
+        assert obj.__doc__, name
+        assert obj.__doc__.strip(), name
         for attr, member in vars(obj).items():
             if attr.startswith("_") or not callable(member):
                 continue
