@@ -65,10 +65,17 @@ async def main() -> None:
         )
         print(f"IAM user alice: access key {access_key}, MFA device {serial}")
 
+        sent: list[str] = []  # every code typed, to show none is used twice
+
         async def ask_for_code(request: MfaRequest) -> str:
-            # A real app awaits its UI here; the virtual device answers for the demo.
-            code = totp.now()
-            print(f"  MFA prompt #{request.attempt} for {request.serial_number} -> {code}")
+            # A real app awaits its UI here; the virtual device answers for the demo. STS
+            # refuses a code it has accepted before, and accepts the codes of the neighbouring
+            # 30-second windows: so the demo types one it has not used yet, as a person who
+            # waits for the next code would.
+            now = time.time()
+            code = next(c for c in (totp.at(now + 30 * k) for k in (0, 1, -1)) if c not in sent)
+            sent.append(code)
+            print(f"  MFA prompt (attempt {request.attempt}) for {request.serial_number} -> {code}")
             return code
 
         async with SessionTokenProvider(
@@ -114,21 +121,30 @@ async def main() -> None:
                     cache=EncryptedFileCache(directory, key=key), **options
                 ) as first_process:
                     await first_process.credentials()
+                    print(
+                        f"  first process: {first_process.stats.prompts} prompt, "
+                        f"{first_process.stats.sts_calls} GetSessionToken call"
+                    )
                 async with SessionTokenProvider(
                     cache=EncryptedFileCache(directory, key=key), **options
                 ) as second_process:
                     await second_process.credentials()
                     print(
                         f"  restarted process: {second_process.stats.prompts} prompts, "
+                        f"{second_process.stats.sts_calls} GetSessionToken calls, "
                         f"{second_process.stats.cache_loads} cache load"
                     )
 
             stats = provider.stats
             print(
-                f"\nwhat happened: {stats.prompts} MFA prompts, {stats.sts_calls} GetSessionToken "
-                f"calls, {stats.refreshes} refreshes, state now {provider.state().value}"
+                f"\nwhat happened: the main provider asked {stats.prompts} codes and made "
+                f"{stats.sts_calls} GetSessionToken calls; the two processes of step 5 asked "
+                f"{first_process.stats.prompts + second_process.stats.prompts}: "
+                f"{len(sent)} codes typed in all, each sent once"
             )
             assert (stats.prompts, stats.sts_calls) == (2, 2)
+            total = stats.prompts + first_process.stats.prompts + second_process.stats.prompts
+            assert len(sent) == len(set(sent)) == total == 3
     finally:
         server.stop()
 
