@@ -271,9 +271,7 @@ class RefreshEngine:
             if action is Action.SERVE_AND_PREFETCH:
                 self._start(RefreshKind.PREFETCH, None)
             self._set(
-                dataclasses.replace(
-                    snap, serve_until=decision.serve_until, fresh=token.credentials
-                )
+                dataclasses.replace(snap, serve_until=decision.serve_until, fresh=token.credentials)
             )
             return token.credentials
         if action is Action.FAIL:

@@ -29,7 +29,7 @@ from tests.fake_sts import FakeSts  # noqa: E402
 
 SERIAL = "arn:aws:iam::123456789012:mfa/bench"
 KEY, SECRET = "AKIABENCHMARK0000001", "bench-secret"
-RUNS = 7
+RUNS = 1 if "--quick" in sys.argv else 7
 
 
 async def load_cost(directory: Path) -> tuple[float, float]:

@@ -138,7 +138,7 @@ async def simulate(
         seen = 0
         while True:
             async with wake:
-                await wake.wait_for(lambda: generation > seen)
+                await wake.wait_for(lambda seen=seen: generation > seen)  # type: ignore[misc]
             seen = generation
             creds = await provider.credentials()
             calls += 1

@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from bench_week import simulate  # noqa: E402
+from bench_week import simulate
 
 
 async def test_two_days_of_steady_use_with_faults() -> None:
