@@ -128,3 +128,59 @@ async def test_a_waiter_gives_up_after_the_lock_timeout_with_a_clear_error(
     finally:
         stuck.process.kill()
         await stuck.process.wait()
+
+
+_WRITER = """
+import asyncio, datetime as dt, os, sys, time
+from aio_sts_session import CachedToken, EncryptedFileCache, SessionCredentials
+
+def token(expires_at):
+    return CachedToken(SessionCredentials("ASIAKILLED", "s3cret", "t0ken",
+        dt.datetime.fromtimestamp(expires_at, dt.timezone.utc)), expires_at, 3600)
+
+async def main():
+    cache = EncryptedFileCache(sys.argv[1], key=sys.argv[2])
+    def stuck_fsync(fd):
+        print("WRITING", flush=True)
+        time.sleep(3600)  # killed here: the new entry is half on disk, not yet renamed
+    os.fsync = stuck_fsync
+    await cache.store("v1|entry", token(time.time() + 7200))
+
+asyncio.run(main())
+"""
+
+
+async def test_a_process_killed_while_writing_leaves_the_old_entry_readable(
+    tmp_path: Path,
+) -> None:
+    import datetime as dt
+    import subprocess
+
+    from aio_sts_session import CachedToken, EncryptedFileCache, SessionCredentials
+
+    key = EncryptedFileCache.generate_key()
+    directory = tmp_path / "cache"
+    old = CachedToken(
+        SessionCredentials(
+            "ASIAOLDENTRY",
+            "old-secret",
+            "old-token",
+            dt.datetime.fromtimestamp(time.time() + 3600, dt.timezone.utc),
+        ),
+        time.time() + 3600,
+        3600,
+    )
+    await EncryptedFileCache(directory, key=key).store("v1|entry", old)
+    writer = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _WRITER, str(directory), key, stdout=subprocess.PIPE
+    )
+    assert writer.stdout is not None
+    assert (await asyncio.wait_for(writer.stdout.readline(), 60)).strip() == b"WRITING"
+    writer.send_signal(signal.SIGKILL)
+    await writer.wait()
+    leftovers = [p for p in directory.iterdir() if p.name.startswith(".tmp-")]
+    assert leftovers  # the killed write really was half-way
+    reader = EncryptedFileCache(directory, key=key)
+    assert await reader.load("v1|entry") == old  # the old entry, intact
+    await reader.store("v1|other", old)  # the cache keeps working around the leftover
+    assert await reader.load("v1|other") == old

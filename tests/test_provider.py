@@ -640,3 +640,15 @@ async def test_a_hanging_sts_fails_within_the_configured_timeouts(
     assert len(fake_sts.token_calls) == 4  # botocore's standard mode: 4 attempts, then give up
     assert len(device.requests) == 1  # the same code each time
     fake_sts.gate.set()
+
+
+async def test_a_device_of_another_user_is_refused_without_asking_again(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device
+) -> None:
+    """STS binds an MFA device to its user: alice's keys with bob's device fail."""
+    fake_sts.device_owner[SERIAL] = "AKIAFAKESTSBOB000002"
+    provider = make_provider()
+    with pytest.raises(MfaError, match="check that mfa_serial"):
+        await provider.credentials()
+    assert len(device.requests) == 1
+    assert [c.outcome for c in fake_sts.token_calls] == ["bad-serial"]
