@@ -123,6 +123,20 @@ async def make_provider(
         await provider.close()
 
 
+def provider_for_threaded_fake(fake: FakeSts, clock: FakeClock) -> SessionTokenProvider:
+    """A provider for tests that run their own event loops (asyncio.run per command), with a
+    plain callback that types the device's next unused code."""
+    return SessionTokenProvider(
+        mfa_serial=SERIAL,
+        mfa_callback=lambda request: fake.fresh_code(SERIAL),
+        endpoint_url=fake.url,
+        region_name="us-east-1",
+        source_session=source_session(),
+        clock=clock,
+        duration_seconds=3600,
+    )
+
+
 @pytest.fixture
 def threaded_fake_sts(clock: FakeClock) -> Iterator[FakeSts]:
     """The fake STS on its own thread and event loop, for tests that run their own loops."""

@@ -24,7 +24,15 @@ from aio_sts_session import (
     StsUnavailableError,
 )
 
-from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL, Device, FakeClock, source_session
+from .conftest import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    SERIAL,
+    Device,
+    FakeClock,
+    provider_for_threaded_fake,
+    source_session,
+)
 from .fake_sts import FakeSts, Fault
 
 MakeProvider = Callable[..., SessionTokenProvider]
@@ -259,15 +267,7 @@ def test_a_prefetch_cancelled_by_the_end_of_its_loop_does_not_switch_prefetch_of
     threaded_fake_sts: FakeSts, clock: FakeClock
 ) -> None:
     fake = threaded_fake_sts
-    provider = SessionTokenProvider(
-        mfa_serial=SERIAL,
-        mfa_callback=lambda request: fake.fresh_code(SERIAL),
-        endpoint_url=fake.url,
-        region_name="us-east-1",
-        source_session=source_session(),
-        clock=clock,
-        duration_seconds=3600,
-    )
+    provider = provider_for_threaded_fake(fake, clock)
     old = asyncio.run(provider.credentials())
     clock.advance(3600 - 200)  # prefetch window
 

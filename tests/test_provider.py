@@ -22,7 +22,7 @@ from aio_sts_session import (
     StsUnavailableError,
 )
 
-from .conftest import SERIAL, T0, Device, FakeClock, source_session
+from .conftest import SERIAL, T0, Device, FakeClock, provider_for_threaded_fake, source_session
 from .fake_sts import FakeSts, Fault, issued_secrets
 
 MakeProvider = Callable[..., SessionTokenProvider]
@@ -588,15 +588,7 @@ def test_one_provider_across_several_asyncio_runs(
 ) -> None:
     """A CLI that calls asyncio.run() per command keeps one provider (and its token)."""
     fake = threaded_fake_sts
-    provider = SessionTokenProvider(
-        mfa_serial=SERIAL,
-        mfa_callback=lambda request: fake.fresh_code(SERIAL),
-        endpoint_url=fake.url,
-        region_name="us-east-1",
-        source_session=source_session(),
-        clock=clock,
-        duration_seconds=3600,
-    )
+    provider = provider_for_threaded_fake(fake, clock)
     first = asyncio.run(provider.credentials())
     assert asyncio.run(provider.credentials()) is first  # no new prompt in a new loop
     clock.advance(3600)
