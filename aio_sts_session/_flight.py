@@ -50,15 +50,22 @@ class Flight:
         self._on_done = on_done
         self._fallback = fallback
         self._refresh = refresh
-        coro = self._run(refresh)
-        if eager and sys.version_info >= (3, 12):
+        self._eager = eager
+        self.finished = False  # set when the outcome is recorded and the waiters are woken
+        self.task: asyncio.Task[CachedToken]
+
+    def start(self) -> Flight:
+        """Start the refresh task. Separate from construction, so the owner can record the
+        flight before an eager start runs any of the refresh (which may ask for it)."""
+        coro = self._run(self._refresh)
+        if self._eager and sys.version_info >= (3, 12):
             # Run the refresh up to its first real wait (the STS request on the wire) now,
             # so STS's latency overlaps with the other callers queued behind this one.
             self.task = asyncio.Task(coro, loop=self.loop, eager_start=True)
         else:
             self.task = self.loop.create_task(coro)
-        self.finished = False  # set when the outcome is recorded and the waiters are woken
         self.task.add_done_callback(self._done)  # scheduled at once if it finished eagerly
+        return self
 
     async def _run(self, refresh: Coroutine[Any, Any, CachedToken]) -> CachedToken:
         _INSIDE.set((*_INSIDE.get(), self))  # this task's own context: seen by what it awaits
@@ -145,8 +152,8 @@ class FlightSlot:
             eager=kind is not RefreshKind.PREFETCH,
             fallback=fallback,
         )
-        self._flight = flight
-        return flight
+        self._flight = flight  # recorded first: an eager start may already ask for it
+        return flight.start()
 
     def _finish(self, on_done: Callable[[Flight], None]) -> Callable[[Flight], None]:
         def finish(flight: Flight) -> None:
