@@ -37,7 +37,7 @@ class Flight:
 
     def __init__(
         self,
-        refresh: Coroutine[Any, Any, CachedToken],
+        refresh: Callable[[], Coroutine[Any, Any, CachedToken]],
         on_done: Callable[[Flight], None],
         *,
         kind: RefreshKind = RefreshKind.BLOCKING,
@@ -49,14 +49,19 @@ class Flight:
         self._waiters: list[tuple[asyncio.Future[CachedToken], bool]] = []
         self._on_done = on_done
         self._fallback = fallback
-        self._refresh = refresh
+        self._make_refresh = refresh  # called at start: nothing to clean up if never started
+        self._refresh: Coroutine[Any, Any, CachedToken] | None = None
         self._eager = eager
         self.finished = False  # set when the outcome is recorded and the waiters are woken
-        self.task: asyncio.Task[CachedToken]
+        self.task: asyncio.Task[CachedToken] | None = None
 
     def start(self) -> Flight:
-        """Start the refresh task. Separate from construction, so the owner can record the
-        flight before an eager start runs any of the refresh (which may ask for it)."""
+        """Start the refresh task (once). Separate from construction, so the owner can record
+        the flight before an eager start runs any of the refresh (which may ask for it), and a
+        prefetch can be started on the loop's next iteration."""
+        if self.task is not None:
+            return self
+        self._refresh = self._make_refresh()
         coro = self._run(self._refresh)
         if self._eager and sys.version_info >= (3, 12):
             # Run the refresh up to its first real wait (the STS request on the wire) now,
@@ -86,15 +91,18 @@ class Flight:
         return waiter
 
     async def cancel(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
+        task = self.start().task  # a flight not started yet ends the same way: waiters are told
+        assert task is not None
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
     def _done(self, task: asyncio.Task[CachedToken]) -> None:
         self.finished = True
         self._on_done(self)
         waiters, self._waiters = self._waiters, []
         if task.cancelled():
-            self._refresh.close()  # cancelled before it started: never "never awaited"
+            if self._refresh is not None:  # cancelled before it ran: never "never awaited"
+                self._refresh.close()
             error: BaseException | None = ProviderClosedError(
                 "The refresh was cancelled (the provider was closed, or its event loop ended) "
                 "while this caller waited for credentials; ask again."
@@ -137,14 +145,15 @@ class FlightSlot:
 
     def start(
         self,
-        refresh: Coroutine[Any, Any, CachedToken],
+        refresh: Callable[[], Coroutine[Any, Any, CachedToken]],
         on_done: Callable[[Flight], None],
         *,
         kind: RefreshKind,
         fallback: Callable[[], CachedToken | None],
     ) -> Flight:
-        # A refresh that callers wait for starts eagerly; a prefetch is left to the loop, so
-        # the caller that triggers it returns as fast as any other.
+        # A refresh that callers wait for starts eagerly; a prefetch starts on the loop's next
+        # iteration, so the caller that triggers it returns as fast as any other. Until then
+        # it is pending all the same (callers join it); if the loop ends first, it is none.
         flight = Flight(
             refresh,
             self._finish(on_done),
@@ -153,6 +162,9 @@ class FlightSlot:
             fallback=fallback,
         )
         self._flight = flight  # recorded first: an eager start may already ask for it
+        if kind is RefreshKind.PREFETCH:
+            flight.loop.call_soon(flight.start)
+            return flight
         return flight.start()
 
     def _finish(self, on_done: Callable[[Flight], None]) -> Callable[[Flight], None]:

@@ -45,6 +45,10 @@ TRANSIENT_BACKOFF = (1.0, 30.0)
 #: Backoff after failures that need a person or a fix (MFA, denied, bad keys): 10, 20, 40 …
 #: A human is asked at most once per period, whatever the request rate.
 PERSISTENT_BACKOFF = (10.0, 300.0)
+#: While a refresh is pending, the fast path re-checks at least this often (seconds): a refresh
+#: lost with its event loop (``asyncio.run`` ended before it could report back) is noticed
+#: and started again, instead of leaving prefetching off until the stale window.
+RECHECK_SECONDS = 1.0
 #: Jitter takes up to this fraction off a backoff delay, so processes that failed together do
 #: not all retry at the same instant.
 JITTER = 0.2
@@ -138,7 +142,7 @@ def decide(
     state                   refresh in flight    backing off (now<retry_at)  otherwise
     ======================  ===================  ==========================  ==================
     FRESH                   serve                serve                       serve
-    PREFETCH                serve                serve                       serve + prefetch
+    PREFETCH                serve (re-check 1 s) serve                       serve + prefetch
     STALE                   wait (or fallback)   serve                       wait
     EXPIRED / none          wait                 fail                        wait
     ======================  ===================  ==========================  ==================
@@ -152,10 +156,10 @@ def decide(
         assert expires_at is not None
         stale_at = expires_at - windows.stale
         if refresh_pending:
-            return Decision(Action.SERVE, stale_at)
+            return Decision(Action.SERVE, min(stale_at, now + RECHECK_SECONDS))
         if backing_off:
             return Decision(Action.SERVE, min(retry_at, stale_at))
-        return Decision(Action.SERVE_AND_PREFETCH, stale_at)
+        return Decision(Action.SERVE_AND_PREFETCH, min(stale_at, now + RECHECK_SECONDS))
     if state is State.STALE:
         assert expires_at is not None
         if backing_off and not refresh_pending:

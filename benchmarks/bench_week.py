@@ -176,8 +176,7 @@ async def simulate(
             await asyncio.gather(*(client_request(c) for c in due))
             flight = provider._slot.current()
             if flight is not None:  # a background refresh: let it land within the step
-                await asyncio.gather(flight.task, return_exceptions=True)
-                await asyncio.sleep(0)
+                await asyncio.gather(flight.wait(), return_exceptions=True)  # its outcome, recorded
             if index + 1 == steps_per_day:
                 memory_first, library_first = _traced()
                 tasks_first = len(asyncio.all_tasks())

@@ -46,8 +46,7 @@ DENIED = Fault(
 async def settle(provider: SessionTokenProvider) -> None:
     flight = provider._slot.current()
     if flight is not None:
-        await asyncio.gather(flight.task, return_exceptions=True)
-        await asyncio.sleep(0)
+        await asyncio.gather(flight.wait(), return_exceptions=True)  # its outcome, recorded
 
 
 def attached_sts_client(provider: SessionTokenProvider, fake: FakeSts) -> object:
@@ -285,6 +284,43 @@ def test_a_prefetch_cancelled_by_the_end_of_its_loop_does_not_switch_prefetch_of
         await settle(provider)
         assert provider.state() is State.FRESH
         assert await provider.credentials() is not old
+
+    asyncio.run(next_command())
+    asyncio.run(provider.close())
+
+
+def test_a_prefetch_lost_with_its_loop_is_started_again_within_a_second(
+    threaded_fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    """A program running its own loop returns right after triggering the prefetch and closes
+    the loop (no asyncio.run to cancel what is left): the prefetch never reports back. The fast
+    path re-checks within RECHECK_SECONDS, sees the flight's loop closed, and prefetches
+    again."""
+    fake = threaded_fake_sts
+    provider = provider_for_threaded_fake(fake, clock)
+    old = asyncio.run(provider.credentials())
+    clock.advance(3600 - 200)
+
+    async def triggers_and_returns() -> None:
+        assert await provider.credentials() is old
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(triggers_and_returns())
+    flight = provider._slot._flight
+    assert flight is not None
+    assert flight.task is not None
+    assert not flight.task.done()  # started, never to finish
+    loop.close()
+    flight.task.get_coro().close()  # what the closed loop abandoned (asyncio warns of it)
+    assert flight._refresh is not None
+    flight._refresh.close()
+    clock.advance(1.0)
+
+    async def next_command() -> None:
+        assert await provider.credentials() is old
+        assert provider._slot.pending()  # started again on this loop
+        await settle(provider)
+        assert provider.state() is State.FRESH
 
     asyncio.run(next_command())
     asyncio.run(provider.close())

@@ -20,7 +20,7 @@ async def test_every_waiter_gets_the_one_result_and_a_cancelled_waiter_changes_n
         await gate.wait()
         return token()
 
-    flight = Flight(refresh(), done.append, eager=True).start()
+    flight = Flight(refresh, done.append, eager=True).start()
     waiters = [asyncio.ensure_future(flight.wait()) for _ in range(1000)]
     await asyncio.sleep(0)
     waiters[0].cancel()
@@ -40,7 +40,7 @@ async def test_an_error_is_shared_not_rerun() -> None:
         await gate.wait()
         raise RuntimeError("boom")
 
-    flight = Flight(refresh(), lambda f: None, eager=False).start()
+    flight = Flight(refresh, lambda f: None, eager=False).start()
     waiters = [flight.wait() for _ in range(100)]
     gate.set()
     results = await asyncio.gather(*waiters, return_exceptions=True)
@@ -53,7 +53,7 @@ async def test_cancelling_the_flight_tells_waiters_the_provider_closed() -> None
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    flight = Flight(refresh(), lambda f: None, eager=True).start()
+    flight = Flight(refresh, lambda f: None, eager=True).start()
     waiter = flight.wait()
     await flight.cancel()
     with pytest.raises(ProviderClosedError):

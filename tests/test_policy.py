@@ -102,8 +102,9 @@ INF = math.inf
         (0, True, True, -INF, S, 700),
         (0, True, False, 500, S, 700),
         # PREFETCH: served; one background refresh unless one is pending or backing off
-        (800, True, False, -INF, E_, 940),
-        (800, True, True, -INF, S, 940),
+        (800, True, False, -INF, E_, 801),  # served; re-checked within RECHECK_SECONDS (1 s)
+        (800, True, True, -INF, S, 801),  # ... so a refresh lost with its loop is noticed
+        (939.5, True, True, -INF, S, 940),  # never past the stale boundary
         (800, True, False, 850, S, 850),  # backing off: until the retry point ...
         (800, True, False, 990, S, 940),  # ... but never past the stale boundary
         # STALE: wait for the refresh; while backing off, the still-valid credentials

@@ -32,8 +32,7 @@ async def settle(provider: SessionTokenProvider) -> None:
     """Let a background refresh finish (yields to the loop; never sleeps)."""
     flight = provider._slot.current()
     if flight is not None:
-        await asyncio.gather(flight.task, return_exceptions=True)
-        await asyncio.sleep(0)  # the outcome is recorded by the task's done-callback
+        await asyncio.gather(flight.wait(), return_exceptions=True)  # its outcome, recorded
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -570,9 +569,7 @@ async def test_close_stops_refresh_and_refuses_further_use(
         await provider.credentials()
     await provider.close()  # idempotent
     fake_sts.gate.set()
-    assert [
-        t for t in asyncio.all_tasks() if "Provider._refresh" in t.get_coro().__qualname__
-    ] == []
+    assert [t for t in asyncio.all_tasks() if "Flight._run" in t.get_coro().__qualname__] == []
     assert provider._sts._client is None  # the STS client (and its connections) closed
 
 
