@@ -296,11 +296,9 @@ class RefreshEngine:
             f"{error} [The last refresh failed; retrying in {wait:.0f} s by itself, or call "
             "refresh() to try now.]"
         )
+        # Every class of ours takes one message; anything else (a bug) becomes our base class.
         cls = type(error) if isinstance(error, StsSessionError) else StsSessionError
-        try:
-            again: BaseException = cls(message)
-        except Exception:  # pragma: no cover - every class of ours takes one message
-            again = StsSessionError(message)
+        again = cls(message)
         again.__cause__ = error
         return again
 

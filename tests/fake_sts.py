@@ -73,6 +73,7 @@ class Call:
     code: str | None
     duration: int | None
     outcome: str
+    at: float = 0.0  # the fake's clock when the request arrived
 
 
 class FakeSts:
@@ -268,7 +269,7 @@ class FakeSts:
     ) -> web.StreamResponse:
         serial, code = form.get("SerialNumber"), form.get("TokenCode")
         duration = int(form.get("DurationSeconds", "43200"))
-        call = Call("GetSessionToken", akid, serial, code, duration, "ok")
+        call = Call("GetSessionToken", akid, serial, code, duration, "ok", self.now())
         self.calls.append(call)
         self.arrived.set()
         if self.gate is not None:

@@ -12,7 +12,7 @@ from aiobotocore.session import AioSession
 from aio_sts_session import ConfigurationError, SessionTokenProvider
 from aio_sts_session._aiobotocore import ProviderCredentials
 
-from .conftest import ACCESS_KEY, SECRET_KEY, Device, FakeClock, source_session
+from .conftest import ACCESS_KEY, SECRET_KEY, T0, Device, FakeClock, source_session
 from .fake_sts import FakeSts
 
 MakeProvider = Callable[..., SessionTokenProvider]
@@ -112,7 +112,15 @@ async def test_short_lived_credentials_through_a_client_do_not_refresh_per_call(
             flight = provider._slot.current()
             if flight is not None:
                 await asyncio.gather(flight.wait(), return_exceptions=True)  # its outcome, recorded
-    assert 2 <= len(fake_sts.token_calls) <= 3
+    # Fresh for 10 s (half the 20 s lifetime), renewed in the prefetch window (10..15 s
+    # left), not at expiry and not per call: refreshes at 0, ~10 and ~20 s.
+    times = [c.at - T0 for c in fake_sts.token_calls]
+    assert len(times) in (2, 3), times
+    assert times[0] == 0
+    assert 10 <= times[1] < 15, times  # early: the first token was still valid until 20 s
+    assert all(later - earlier >= 10 for earlier, later in zip(times, times[1:], strict=False)), (
+        times
+    )
     assert all(c.outcome == "ok" for c in fake_sts.calls)
 
 
@@ -165,3 +173,25 @@ async def test_aioboto3_session(make_provider: MakeProvider, fake_sts: FakeSts) 
         user = (await sts.get_caller_identity())["UserId"]
     assert user.startswith("ASIA")
     assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY
+
+
+async def test_clients_created_before_attach_keep_their_credentials(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    session = source_session()
+    provider = make_provider(source_session=None)
+    async with session.create_client(
+        "sts", endpoint_url=fake_sts.url, region_name="us-east-1"
+    ) as before:
+        provider.attach(session)
+        async with session.create_client(
+            "sts", endpoint_url=fake_sts.url, region_name="us-east-1"
+        ) as after:
+            await before.get_caller_identity()
+            await after.get_caller_identity()
+    identity_calls = [c for c in fake_sts.calls if c.action == "GetCallerIdentity"]
+    signers = [c.access_key_id for c in identity_calls]
+    # the old client (long-term), the key check (long-term), the new client (session key)
+    assert signers[:2] == [ACCESS_KEY, ACCESS_KEY]
+    assert signers[2].startswith("ASIA")
+    assert len(signers) == 3

@@ -261,6 +261,44 @@ def test_any_bytes_in_an_entry_file_are_a_miss(blob: bytes, tmp_path: Path) -> N
     assert asyncio.run(load()) is None
 
 
+_SEALED = EncryptedFileCache(Path("/nonexistent"), key=CACHE_KEY)._seal(KEY_A, token(9e9))
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.data(),
+    how=st.sampled_from(["flip", "truncate", "insert", "splice"]),
+)
+def test_a_valid_header_with_a_damaged_body_is_a_miss(
+    data: st.DataObject, how: str, tmp_path: Path
+) -> None:
+    """Random bytes almost never carry the magic header: here every entry has a genuine header
+    and the damage is behind it (nonce, ciphertext, tag)."""
+    header = 13
+    blob = bytearray(_SEALED)
+    if how == "flip":
+        at = data.draw(st.integers(header, len(blob) - 1))
+        blob[at] ^= data.draw(st.integers(1, 255))
+    elif how == "truncate":
+        blob = blob[: data.draw(st.integers(header, len(blob) - 1))]
+    elif how == "insert":
+        at = data.draw(st.integers(header, len(blob)))
+        blob[at:at] = data.draw(st.binary(min_size=1, max_size=40))
+    else:
+        at = data.draw(st.integers(header, len(blob) - 1))
+        blob[at:] = data.draw(st.binary(max_size=200))
+    cache = EncryptedFileCache(tmp_path / "d", key=CACHE_KEY)
+    cache._ensure_directory()
+    cache.path_for(KEY_A).write_bytes(bytes(blob))
+    loaded = asyncio.run(cache.load(KEY_A))
+    if bytes(blob) == _SEALED:  # a splice can put back exactly what was there
+        assert loaded == token(9e9)
+    else:
+        assert loaded is None
+
+
 class _MemoryKeyring:
     """A keyring backend that keeps passwords in a dict (the real OS keyrings are not here)."""
 

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from aiobotocore.session import AioSession
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from aio_sts_session import MfaRequest, SessionTokenProvider, SourceCredentialsError
@@ -86,6 +87,12 @@ async def test_signed_get_session_token_accepted_by_moto(
     assert creds.access_key_id
     assert creds.secret_access_key
     assert creds.session_token
+    # moto's SigV4 check is really on here: the same call with a wrong secret is refused
+    async with keys_session(iam_user[0], "not-the-secret").create_client(
+        "sts", endpoint_url=moto_url, region_name="us-east-1"
+    ) as sts:
+        with pytest.raises(ClientError, match="SignatureDoesNotMatch"):
+            await sts.get_session_token(DurationSeconds=900)
     # moto: Expiration = now + DurationSeconds, so our duration reached it intact
     assert before + 1800 - 5 <= creds.expiration.timestamp() <= time.time() + 1800 + 5
 

@@ -103,13 +103,17 @@ async def test_a_process_killed_while_holding_the_lock_does_not_wedge_the_others
 ) -> None:
     stuck = await start(worker_env, WORKER_HANG="1")  # prompts, then never answers
     assert (await stuck.wait_for("PROMPT")).startswith("PROMPT")  # it holds the lock now
-    other = await start(worker_env)
+    other = await start(worker_env, WORKER_PROBE="1")
     assert await other.wait_for("READY") == "READY"
+    for _ in range(5):  # 500 ms of ticks: other is waiting on the lock, its loop running
+        assert await other.next_line() == "TICK"
     stuck.process.send_signal(signal.SIGKILL)
     await stuck.process.wait()
     lines = await other.finish()
-    assert "PROMPT" in lines
+    assert "PROMPT" in lines  # asked only once the holder was gone
     assert "CREDS" in lines
+    worst_lag_ms = float(lines[lines.index("LAG") + 1])
+    assert worst_lag_ms < 250  # never blocked for the wait (500 ms+): polled off the loop
     assert len(real_time_sts.token_calls) == 1
 
 

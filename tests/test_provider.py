@@ -297,16 +297,28 @@ async def test_every_code_rejected_is_mfa_error(
 
 
 async def test_code_accepted_once_is_never_sent_again(
-    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, clock: FakeClock
 ) -> None:
+    """A code held through an outage (STS never judged it) is reused once STS is back; once
+    STS accepted it, the next refresh must ask for a new code even within the reuse period.
+    The device never repeats a code, so only the provider could resend one."""
     provider = make_provider()
-    await provider.credentials()
+    fake_sts.faults.extend(Fault(503) for _ in range(4))
+    with pytest.raises(StsUnavailableError):
+        await provider.credentials()
+    clock.advance(2)
+    await provider.credentials()  # the held code, accepted now
+    await provider.refresh()  # 2 s later: well within the 30 s reuse period
     clock.advance(3600 - 10)
     await provider.credentials()
-    codes = [c.code for c in fake_sts.token_calls]
-    assert len(codes) == 2
-    assert len(set(codes)) == 2
-    assert all(c.outcome == "ok" for c in fake_sts.token_calls)
+    calls = fake_sts.token_calls
+    accepted = [c.code for c in calls if c.outcome == "ok"]
+    assert len(accepted) == 3
+    assert len(set(accepted)) == 3
+    for index, call in enumerate(calls):  # no code is sent after STS accepted it
+        if call.outcome == "ok":
+            assert call.code not in [c.code for c in calls[index + 1 :]]
+    assert len(device.requests) == 3
 
 
 async def test_unknown_serial_fails_without_asking_again(
@@ -556,8 +568,18 @@ async def test_no_secret_in_logs_reprs_or_errors(
 
 
 async def test_close_stops_refresh_and_refuses_further_use(
-    make_provider: MakeProvider, fake_sts: FakeSts
+    make_provider: MakeProvider, fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import aiohttp
+
+    opened: list[aiohttp.ClientSession] = []
+    init = aiohttp.ClientSession.__init__
+
+    def recording_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None:
+        opened.append(self)
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(aiohttp.ClientSession, "__init__", recording_init)
     provider = make_provider()
     fake_sts.gate = asyncio.Event()
     waiter = asyncio.ensure_future(provider.credentials())
@@ -570,7 +592,9 @@ async def test_close_stops_refresh_and_refuses_further_use(
     await provider.close()  # idempotent
     fake_sts.gate.set()
     assert [t for t in asyncio.all_tasks() if "Flight._run" in t.get_coro().__qualname__] == []
-    assert provider._sts._client is None  # the STS client (and its connections) closed
+    assert provider._sts._client is None
+    assert opened  # the STS client's HTTP session existed ...
+    assert all(s.closed for s in opened)  # ... and was closed, with its connections
 
 
 async def test_async_context_manager_closes(make_provider: MakeProvider) -> None:
@@ -641,3 +665,60 @@ async def test_a_device_of_another_user_is_refused_without_asking_again(
         await provider.credentials()
     assert len(device.requests) == 1
     assert [c.outcome for c in fake_sts.token_calls] == ["bad-serial"]
+
+
+@pytest.mark.parametrize(
+    ("env", "session_region", "region", "endpoint"),
+    [
+        ({}, None, "us-east-1", None),
+        ({"AWS_DEFAULT_REGION": "eu-west-2"}, None, "eu-west-2", None),
+        ({"AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "eu-west-2"}, None, "eu-west-3", None),
+        ({"AWS_REGION": "eu-west-3"}, "ap-south-1", "ap-south-1", None),  # the source's first
+        ({"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, None, "us-east-1", "http://127.0.0.1:9"),
+        (
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ENDPOINT_URL_STS": "http://[::1]:9"},
+            None,
+            "us-east-1",
+            "http://[::1]:9",
+        ),
+    ],
+)
+def test_region_and_endpoint_defaults(
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    session_region: str | None,
+    region: str,
+    endpoint: str | None,
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    session = None
+    if session_region is not None:
+        session = AioSession()
+        session.set_config_variable("region", session_region)
+    provider = SessionTokenProvider(source_session=session)
+    assert provider._sts.region_name == region
+    assert provider._sts.endpoint_url == endpoint
+
+
+async def test_the_endpoint_from_the_environment_is_used(
+    fake_sts: FakeSts, monkeypatch: pytest.MonkeyPatch, clock: FakeClock
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_STS", fake_sts.url)
+    async with SessionTokenProvider(
+        mfa_serial=None, source_session=source_session(), clock=clock
+    ) as provider:
+        await provider.credentials()
+    assert [c.outcome for c in fake_sts.token_calls] == ["ok"]
+
+
+@pytest.mark.parametrize(("timeout", "attempts"), [(None, 1), (None, 3), (30.0, 3), (600.0, 5)])
+def test_default_lock_timeout_outlasts_another_process_prompting(
+    timeout: float | None, attempts: int
+) -> None:
+    provider = SessionTokenProvider(
+        mfa_serial=SERIAL, mfa_callback=_cb, mfa_timeout=timeout, mfa_attempts=attempts
+    )
+    # a waiting process must not give up while the holder may still be showing its prompts
+    bound = (timeout if timeout is not None else 300.0) * attempts
+    assert provider._lock_timeout > bound
