@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -118,9 +119,7 @@ async def test_short_lived_credentials_through_a_client_do_not_refresh_per_call(
     assert len(times) in (2, 3), times
     assert times[0] == 0
     assert 10 <= times[1] < 15, times  # early: the first token was still valid until 20 s
-    assert all(later - earlier >= 10 for earlier, later in zip(times, times[1:], strict=False)), (
-        times
-    )
+    assert all(later - earlier >= 10 for earlier, later in itertools.pairwise(times)), times
     assert all(c.outcome == "ok" for c in fake_sts.calls)
 
 
