@@ -1,4 +1,5 @@
-"""aio-sts-session: asyncio credentials from STS GetSessionToken with an async MFA callback.
+"""aio-sts-session: asyncio credentials from STS GetSessionToken with an async MFA callback,
+and roles assumed on that MFA session.
 
 The public surface is what ``__all__`` lists; modules starting with ``_`` are private.
 """
@@ -7,7 +8,9 @@ from ._cache import EncryptedFileCache, MemoryCache, TokenCache
 from ._engine import ProviderStats
 from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
 from ._policy import State
+from ._profiles import from_profile
 from ._provider import SessionTokenProvider
+from ._role import AssumeRoleProvider
 from ._version import __version__
 from .exceptions import (
     CacheLockTimeoutError,
@@ -22,6 +25,7 @@ from .exceptions import (
 )
 
 __all__ = [
+    "AssumeRoleProvider",
     "CacheLockTimeoutError",
     "CachedToken",
     "ConfigurationError",
@@ -42,6 +46,7 @@ __all__ = [
     "StsUnavailableError",
     "TokenCache",
     "__version__",
+    "from_profile",
 ]
 
 # Tracebacks and reprs show the public name (aio_sts_session.MfaError), not the private module.

@@ -26,6 +26,7 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import AioSession
 from botocore.config import Config
 from botocore.credentials import CredentialProvider, ReadOnlyCredentials
+from botocore.exceptions import BotoCoreError, ProfileNotFound
 
 from ._models import SessionCredentials
 from ._sts import SourceKeys, check_source_keys
@@ -38,6 +39,9 @@ __all__ = [
     "StsClientFactory",
     "attach",
     "default_region",
+    "profile_session",
+    "read_config",
+    "read_profiles",
 ]
 
 METHOD = "custom-sts-session"
@@ -61,13 +65,60 @@ class _Provider(Protocol):
     async def credentials(self) -> SessionCredentials: ...
 
 
-def default_region(source_session: Any) -> str:
-    """The STS region when none is given: the source session's, the environment's, us-east-1."""
-    region = None
-    if source_session is not None:
-        region = _botocore_session(source_session).get_config_variable("region")
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+def default_region(session: AioSession, *, session_first: bool, fallback: str | None = None) -> str:
+    """The STS region when none is given. ``session_first`` (a source or attached session):
+    that session's region, then ``fallback`` (the named profile's, for a role profile), then
+    ``AWS_REGION``; otherwise ``AWS_REGION`` first, then the default session's
+    (``AWS_DEFAULT_REGION`` or the default profile's); us-east-1 last. Call it after
+    :func:`read_config` so botocore has the files in memory."""
+    region = session.get_config_variable("region") if session_first else None
+    region = region or fallback or os.environ.get("AWS_REGION")
+    if not region and not session_first:
+        region = session.get_config_variable("region")
     return region or "us-east-1"
+
+
+async def read_config(session: AioSession) -> dict[str, Any]:
+    """The session's profile settings, read (with botocore's loader, both files, once per
+    session) in a worker thread so the event loop never waits on the disk."""
+
+    def scoped() -> dict[str, Any]:
+        try:
+            return dict(session.get_scoped_config())
+        except ProfileNotFound as exc:
+            raise ConfigurationError(
+                f"The session's profile {session.profile!r} is not in the AWS config files "
+                f"({exc}): fix AWS_PROFILE or the profile name."
+            ) from None
+
+    return await asyncio.to_thread(scoped)
+
+
+def read_profiles(name: str | None) -> tuple[str, bool, dict[str, dict[str, Any]], str]:
+    """Both AWS config files, read by botocore's loader: ``(profile name, named explicitly,
+    profiles, where they were read)``. ``name=None`` follows botocore (``AWS_PROFILE``,
+    ``AWS_DEFAULT_PROFILE``, then ``default``). Synchronous: reads the disk."""
+    reading = AioSession()
+    chosen = name or reading.get_config_variable("profile")
+    where = (
+        f"{reading.get_config_variable('config_file')} and "
+        f"{reading.get_config_variable('credentials_file')}"
+    )
+    try:
+        profiles = dict(reading.full_config.get("profiles", {}))
+    except BotoCoreError as exc:
+        raise ConfigurationError(f"The AWS config files ({where}) cannot be read: {exc}") from None
+    return chosen or "default", chosen is not None, profiles, where
+
+
+def profile_session(profile: str, keys: dict[str, str | None]) -> AioSession:
+    """A session for ``profile`` (botocore reads its settings when the STS client is made)
+    holding the long-term keys read from it."""
+    session = AioSession(profile=profile)
+    session.set_credentials(
+        keys["aws_access_key_id"], keys["aws_secret_access_key"], keys.get("aws_session_token")
+    )
+    return session
 
 
 def _botocore_session(session: Any) -> AioSession:
@@ -119,6 +170,22 @@ class SourceResolver:
                 "one provider per session, or pass source_session= to share one source of keys."
             )
 
+    def config_session(self) -> AioSession:
+        """The session whose configuration (profile, region, endpoints, ca_bundle, proxies)
+        the STS client follows: ``source_session``, else the attached one, else a default
+        session."""
+        if self._explicit is not None:
+            return self._explicit
+        if self._attached is not None:
+            return self._attached
+        if self._default is None:
+            self._default = AioSession()
+        return self._default
+
+    @property
+    def is_default(self) -> bool:
+        return self._explicit is None and self._attached is None
+
     def describe(self) -> str:
         if self._explicit is not None:
             return "source_session"
@@ -139,9 +206,8 @@ class SourceResolver:
             return await _frozen_keys(creds, "source_session")
         if self._attached is not None:
             return await _keys_behind_link(self._attached)
-        if self._default is None:
-            self._default = AioSession()
-        return await _frozen_keys(await self._default.get_credentials(), "default chain")
+        default = self.config_session()
+        return await _frozen_keys(await default.get_credentials(), "default chain")
 
 
 def _chain(session: AioSession) -> Any:
@@ -166,27 +232,58 @@ async def _keys_behind_link(session: AioSession) -> SourceKeys | None:
 
 
 class StsClientFactory:
-    """Owns the one long-lived STS client (creating one costs ~50 ms of model loading)."""
+    """Owns the one long-lived STS client (creating one costs ~50 ms of model loading).
+
+    The client is created from ``session_for()`` (the source profile's session), so botocore
+    resolves what that profile configures: region, ``sts_regional_endpoints``, ``ca_bundle``,
+    proxies and configured endpoint URLs (``AWS_ENDPOINT_URL_STS``, ``services`` sections,
+    ``AWS_IGNORE_CONFIGURE_ENDPOINT_URLS``). ``region_name``/``endpoint_url`` override it.
+    After :meth:`get`, :attr:`region_name` and :attr:`endpoint_url` are the resolved values.
+    """
 
     def __init__(
-        self, *, region_name: str, endpoint_url: str | None, config: Config | None
+        self,
+        *,
+        region_name: str | None,
+        endpoint_url: str | None,
+        config: Config | None,
+        session_for: Callable[[], AioSession],
+        use_session_region: Callable[[], bool] = lambda: True,
+        fallback_region: str | None = None,
     ) -> None:
-        self.region_name = region_name
-        self.endpoint_url = endpoint_url
+        self.explicit_region = region_name
+        self.explicit_endpoint = endpoint_url
+        self.region_name: str | None = region_name
+        self.endpoint_url: str | None = endpoint_url
         self._config = DEFAULT_STS_CONFIG if config is None else DEFAULT_STS_CONFIG.merge(config)
-        self._session: AioSession | None = None
+        self._session_for = session_for
+        self._use_session_region = use_session_region
+        self._fallback_region = fallback_region
         self._client: Any = None
-        self._client_keys: tuple[str, str] | None = None
+        self._client_keys: tuple[str, str, str | None] | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._creating: asyncio.Lock | None = None
         self._creating_loop: asyncio.AbstractEventLoop | None = None
+
+    def derive(
+        self, *, region_name: str | None, endpoint_url: str | None, config: Config | None
+    ) -> StsClientFactory:
+        """A factory for another identity (a role's) with this one's configuration."""
+        return StsClientFactory(
+            region_name=region_name or self.explicit_region,
+            endpoint_url=endpoint_url or self.explicit_endpoint,
+            config=self._config if config is None else self._config.merge(config),
+            session_for=self._session_for,
+            use_session_region=self._use_session_region,
+            fallback_region=self._fallback_region,
+        )
 
     async def get(self, keys: SourceKeys) -> Any:
         """The client for these keys on the running loop (a client is bound to the loop that
         created it: a CLI calling ``asyncio.run`` twice gets a new one). Concurrent callers
         (``prepare()`` and a first ``credentials()``) share one creation."""
         loop = asyncio.get_running_loop()
-        wanted = (keys.access_key_id, keys.secret_access_key)
+        wanted = (keys.access_key_id, keys.secret_access_key, keys.session_token)
         if self._client is not None and self._client_keys == wanted and self._client_loop is loop:
             return self._client
         if self._creating is None or self._creating_loop is not loop:
@@ -201,18 +298,24 @@ class StsClientFactory:
             return await self._create(keys, loop)
 
     async def _create(self, keys: SourceKeys, loop: asyncio.AbstractEventLoop) -> Any:
-        wanted = (keys.access_key_id, keys.secret_access_key)
+        wanted = (keys.access_key_id, keys.secret_access_key, keys.session_token)
         await self.close()
-        if self._session is None:
-            self._session = AioSession()
-        self._client = await self._session.create_client(
+        session = self._session_for()
+        await read_config(session)  # botocore reads the files now, in a thread, once
+        region = self.explicit_region or default_region(
+            session, session_first=self._use_session_region(), fallback=self._fallback_region
+        )
+        self._client = await session.create_client(
             "sts",
-            region_name=self.region_name,
-            endpoint_url=self.endpoint_url,
+            region_name=region,
+            endpoint_url=self.explicit_endpoint,
             aws_access_key_id=keys.access_key_id,
             aws_secret_access_key=keys.secret_access_key,
+            aws_session_token=keys.session_token,
             config=self._config,
         ).__aenter__()
+        self.region_name = self._client.meta.region_name
+        self.endpoint_url = self._client.meta.endpoint_url
         self._client_keys, self._client_loop = wanted, loop
         return self._client
 

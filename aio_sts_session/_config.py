@@ -7,7 +7,16 @@ import re
 
 from .exceptions import ConfigurationError
 
-__all__ = ["MAX_DURATION", "MIN_DURATION", "validate"]
+__all__ = [
+    "CHAINING_CAP",
+    "MAX_DURATION",
+    "MIN_DURATION",
+    "ROLE_MAX_DURATION",
+    "ROLE_MIN_DURATION",
+    "check_serial",
+    "validate",
+    "validate_role",
+]
 
 MIN_DURATION, MAX_DURATION = 900, 129600
 #: AWS's pattern for SerialNumber: an MFA device ARN or a hardware token's serial.
@@ -36,28 +45,12 @@ def validate(
             f"{MIN_DURATION}..{MAX_DURATION} (15 min to 36 h); pick a value inside it."
         )
     if mfa_serial is not None:
-        if not isinstance(mfa_serial, str) or not _SERIAL.fullmatch(mfa_serial):
-            raise ConfigurationError(
-                "mfa_serial must be an MFA device ARN (arn:aws:iam::123456789012:mfa/name) or a "
-                "hardware serial: 9 to 256 characters of letters, digits and +=/:,.@_-; "
-                f"got {mfa_serial!r}."
-            )
-        if mfa_serial.startswith("arn:") and not _MFA_ARN.fullmatch(mfa_serial):
-            raise ConfigurationError(
-                f"mfa_serial {mfa_serial!r} is an ARN but not of an MFA device: use the device's "
-                "ARN, arn:aws:iam::<account>:mfa/<device name> (IAM console: Security "
-                "credentials > Multi-factor authentication), not the user's or a role's ARN."
-            )
+        check_serial(mfa_serial)
         if mfa_callback is None:
             raise ConfigurationError(
                 "mfa_serial is set but mfa_callback is not: pass mfa_callback=<async or plain "
                 "function taking an MfaRequest and returning the six-digit code>."
             )
-    elif mfa_callback is not None:
-        raise ConfigurationError(
-            "mfa_callback is set but mfa_serial is not: STS needs the MFA device's serial "
-            "(arn:aws:iam::<account>:mfa/<name>) to check a code."
-        )
     if mfa_callback is not None and not callable(mfa_callback):
         raise ConfigurationError(
             f"mfa_callback must be callable, got {type(mfa_callback).__name__}."
@@ -89,4 +82,60 @@ def validate(
     if endpoint_url is not None and not re.match(r"https?://", endpoint_url):
         raise ConfigurationError(
             f"endpoint_url must start with http:// or https://, got {endpoint_url!r}."
+        )
+
+
+def check_serial(mfa_serial: object) -> None:
+    """An MFA device ARN or a hardware serial, whether given or read from a profile."""
+    if not isinstance(mfa_serial, str) or not _SERIAL.fullmatch(mfa_serial):
+        raise ConfigurationError(
+            "mfa_serial must be an MFA device ARN (arn:aws:iam::123456789012:mfa/name) or a "
+            "hardware serial: 9 to 256 characters of letters, digits and +=/:,.@_-; "
+            f"got {mfa_serial!r}."
+        )
+    if mfa_serial.startswith("arn:") and not _MFA_ARN.fullmatch(mfa_serial):
+        raise ConfigurationError(
+            f"mfa_serial {mfa_serial!r} is an ARN but not of an MFA device: use the device's "
+            "ARN, arn:aws:iam::<account>:mfa/<device name> (IAM console: Security "
+            "credentials > Multi-factor authentication), not the user's or a role's ARN."
+        )
+
+
+#: AssumeRole's limits (AWS STS API reference).
+ROLE_MIN_DURATION, ROLE_MAX_DURATION = 900, 43200
+#: AWS caps a role assumed with temporary credentials ("role chaining") at one hour.
+CHAINING_CAP = 3600
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}")
+_SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
+_EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
+
+
+def validate_role(
+    role_arn: object, duration_seconds: object, session_name: object, external_id: object
+) -> None:
+    """AssumeRole's arguments, checked before any prompt or STS call."""
+    if not isinstance(role_arn, str) or not _ROLE_ARN.fullmatch(role_arn):
+        raise ConfigurationError(
+            f"role_arn must be a role's ARN, arn:aws:iam::<12-digit account>:role/<name>; got "
+            f"{role_arn!r}."
+        )
+    if isinstance(duration_seconds, bool) or not isinstance(duration_seconds, int):
+        raise ConfigurationError(
+            f"duration_seconds for {role_arn} must be an int, got {duration_seconds!r}."
+        )
+    if not ROLE_MIN_DURATION <= duration_seconds <= ROLE_MAX_DURATION:
+        raise ConfigurationError(
+            f"duration_seconds={duration_seconds} for {role_arn} is outside AssumeRole's range "
+            f"{ROLE_MIN_DURATION}..{ROLE_MAX_DURATION} (15 min to 12 h)."
+        )
+    if not isinstance(session_name, str) or not _SESSION_NAME.fullmatch(session_name):
+        raise ConfigurationError(
+            f"role_session_name must be 2 to 64 characters of letters, digits and +=,.@_-; "
+            f"got {session_name!r}."
+        )
+    if external_id is not None and (
+        not isinstance(external_id, str) or not _EXTERNAL_ID.fullmatch(external_id)
+    ):
+        raise ConfigurationError(
+            "external_id must be 2 to 1224 characters of letters, digits and +=,.@:/_-."
         )

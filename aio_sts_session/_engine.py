@@ -241,6 +241,12 @@ class RefreshEngine:
     ) -> None:
         await self.close()
 
+    async def _entry_key(self) -> str:
+        """This provider's cache entry key (checks the configuration; never prompts). A role
+        assumed on this provider builds its own key on it."""
+        self._check_open()
+        return (await self._source.plan()).cache_key
+
     # -- deciding ------------------------------------------------------------------------------
 
     def _set(self, snap: Snapshot) -> None:

@@ -46,7 +46,8 @@ class MfaRequest:
     ``attempt`` is 1-based and counts codes asked for within one refresh; ``max_attempts``
     is the provider's ``mfa_attempts``. ``reason`` is ``"initial"`` for the first code of a
     refresh, ``"rejected"`` after STS refused the previous code and ``"malformed"`` after the
-    previous answer was not six digits.
+    previous answer was not six digits. ``role_arn`` is set when the code goes with an
+    AssumeRole call (a role longer than the 1-hour chaining cap), ``None`` for the MFA session.
     """
 
     serial_number: str
@@ -54,6 +55,7 @@ class MfaRequest:
     max_attempts: int
     duration_seconds: int
     reason: str = "initial"
+    role_arn: str | None = None
 
 
 class MfaCallback(Protocol):

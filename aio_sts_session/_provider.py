@@ -4,28 +4,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import TYPE_CHECKING, Any, Union
 
 from . import _aiobotocore
 from ._cache import MemoryCache, TokenCache
 from ._clock import Clock, system_clock
-from ._config import validate
+from ._codes import CodeAsker
+from ._config import check_serial, validate
 from ._engine import Plan, ProviderStats, RefreshEngine
-from ._mfa import ask_for_code, normalise_code
-from ._models import CachedToken, MfaCallback, MfaRequest
+from ._models import CachedToken, MfaCallback
 from ._sts import (
-    CodeRejected,
     SourceKeys,
     call_get_caller_identity,
     call_get_session_token,
     serial_account,
 )
-from .exceptions import ConfigurationError, MfaError, StsUnavailableError
+from .exceptions import ConfigurationError, MfaError
 
 if TYPE_CHECKING:
     import aioboto3
     from aiobotocore.session import AioSession
+
+    from ._role import AssumeRoleProvider
 
     SourceSession = Union[AioSession, aioboto3.Session]  # noqa: UP007
 
@@ -33,9 +33,6 @@ __all__ = ["ProviderStats", "SessionTokenProvider"]
 
 logger = logging.getLogger("aio_sts_session")
 
-#: A code STS never saw (the call failed before STS could judge it) is offered again for this
-#: long after it was typed, instead of asking the human again. TOTP codes live 30 s.
-CODE_REUSE_SECONDS = 30.0
 #: Waiting for another process's refresh: longer than any MFA prompt it may be showing.
 DEFAULT_PROMPT_BOUND = 300.0
 
@@ -46,20 +43,25 @@ class SessionTokenProvider(RefreshEngine):
     Arguments (all keyword-only; see the README's configuration table):
 
     - ``mfa_serial``: the MFA device's ARN (``arn:aws:iam::ACCOUNT:mfa/NAME``) or a hardware
-      serial; ``None`` for GetSessionToken without MFA.
+      serial. ``None``: the ``mfa_serial`` of the source (or attached) session's profile if it
+      names one (then ``mfa_callback`` is required), else GetSessionToken without MFA.
     - ``mfa_callback``: ``async def ask(request: MfaRequest) -> str`` (or a plain function, run
       in a daemon thread); required with ``mfa_serial``.
     - ``duration_seconds``: 900..129600 (default 12 h); STS may grant less and the provider
       follows.
     - ``source_session``: the session whose credentials are the long-term keys; default: the
       attached session's own chain, else the default chain.
-    - ``region_name``, ``endpoint_url``: the STS endpoint (``AWS_ENDPOINT_URL_STS`` honoured).
+    - ``region_name``, ``endpoint_url``: the STS endpoint; by default what the source session's
+      profile configures, resolved by botocore (``AWS_ENDPOINT_URL_STS``, ``services``
+      sections, ``sts_regional_endpoints``, ``ca_bundle``, proxies).
     - ``cache``: a :class:`TokenCache`, e.g. :class:`EncryptedFileCache`; default memory.
     - ``prefetch_seconds`` (300), ``stale_seconds`` (60): the refresh windows.
     - ``mfa_attempts`` (3), ``mfa_timeout`` (none): codes per refresh, seconds per code.
     - ``sts_config``: a botocore ``Config`` merged over ours; ``clock``: wall-clock seconds.
 
     Construction validates every argument (:class:`ConfigurationError`) and does no I/O.
+    :meth:`from_profile` builds one from ``~/.aws/config``; :meth:`assume_role` gives roles
+    assumed on this MFA session.
     """
 
     def __init__(
@@ -78,13 +80,8 @@ class SessionTokenProvider(RefreshEngine):
         mfa_timeout: float | None = None,
         sts_config: Any | None = None,
         clock: Clock | None = None,
+        _fallback_region: str | None = None,
     ) -> None:
-        endpoint_url = (
-            endpoint_url
-            or os.environ.get("AWS_ENDPOINT_URL_STS")
-            or os.environ.get("AWS_ENDPOINT_URL")
-            or None
-        )
         validate(
             mfa_serial,
             mfa_callback,
@@ -102,16 +99,21 @@ class SessionTokenProvider(RefreshEngine):
             )
         clock = clock or system_clock
         stats = ProviderStats()
-        region = region_name or _aiobotocore.default_region(source_session)
+        sources = _aiobotocore.SourceResolver(source_session)
         source = _SessionTokenSource(
             serial=mfa_serial,
             callback=mfa_callback,
             duration=duration_seconds,
             attempts=mfa_attempts,
             timeout=mfa_timeout,
-            sources=_aiobotocore.SourceResolver(source_session),
+            sources=sources,
             sts=_aiobotocore.StsClientFactory(
-                region_name=region, endpoint_url=endpoint_url, config=sts_config
+                region_name=region_name,
+                endpoint_url=endpoint_url,
+                config=sts_config,
+                session_for=sources.config_session,
+                use_session_region=lambda: not sources.is_default,
+                fallback_region=_fallback_region,
             ),
             clock=clock,
             stats=stats,
@@ -126,6 +128,51 @@ class SessionTokenProvider(RefreshEngine):
             stats=stats,
         )
         self._sts = source.sts
+        self._root_source = source
+
+    @classmethod
+    def from_profile(
+        cls,
+        name: str | None = None,
+        *,
+        mfa_callback: MfaCallback | None = None,
+        cache: TokenCache | None = None,
+        **overrides: Any,
+    ) -> SessionTokenProvider:
+        """The MFA session a ``~/.aws/config`` profile without ``role_arn`` means: its
+        long-term keys, ``mfa_serial``, ``region``, STS endpoint settings (see
+        :func:`aio_sts_session.from_profile`). A role profile is refused: use
+        :func:`aio_sts_session.from_profile` for it."""
+        from ._profiles import session_from_profile
+
+        return session_from_profile(name, mfa_callback=mfa_callback, cache=cache, **overrides)
+
+    def assume_role(
+        self,
+        role_arn: str,
+        *,
+        duration_seconds: int = 3600,
+        role_session_name: str | None = None,
+        external_id: str | None = None,
+        **options: Any,
+    ) -> AssumeRoleProvider:
+        """An :class:`AssumeRoleProvider` for ``role_arn`` on this MFA session: its credentials
+        come from AssumeRole signed with this provider's session credentials, so every role
+        shares this session's one prompt. ``duration_seconds`` above 3600 (AWS's cap for role
+        chaining) assumes the role with the long-term keys and an MFA code instead (one
+        prompt per role refresh). Region, endpoint, cache and clock are this provider's unless
+        given in ``options`` (``region_name``, ``endpoint_url``, ``cache``,
+        ``prefetch_seconds``, ``stale_seconds``, ``sts_config``)."""
+        from ._role import AssumeRoleProvider
+
+        return AssumeRoleProvider(
+            role_arn,
+            source=self,
+            duration_seconds=duration_seconds,
+            role_session_name=role_session_name,
+            external_id=external_id,
+            **options,
+        )
 
     async def prepare(self) -> None:
         """Check what can be checked without a prompt, and warm up: find the long-term keys,
@@ -136,7 +183,10 @@ class SessionTokenProvider(RefreshEngine):
 
 
 class _SessionTokenSource:
-    """GetSessionToken with an MFA code: what a :class:`SessionTokenProvider` refreshes from."""
+    """GetSessionToken with an MFA code: what a :class:`SessionTokenProvider` refreshes from.
+
+    Also the root of every role assumed on it: roles chained on the session take its
+    credentials, roles assumed directly take its long-term keys, STS client and codes."""
 
     def __init__(
         self,
@@ -153,32 +203,80 @@ class _SessionTokenSource:
     ) -> None:
         self.serial = serial
         self._callback = callback
-        self._duration = duration
+        self.duration = duration
         self._attempts = attempts
         self._timeout = timeout
-        self._sources = sources
+        self.sources = sources
         self.sts = sts
-        self._clock = clock
+        self.clock = clock
         self._stats = stats
-        self._held_code: tuple[str, float] | None = None
+        self._asker: CodeAsker | None = None
+        self._mfa_settled_for: object = None  # the config session the MFA choice was made for
+        self.identity_arn: str | None = None  # the IAM user, once STS confirmed the keys
         self._verified_keys: set[str] = set()
         self._verify_lock: tuple[asyncio.Lock, asyncio.AbstractEventLoop] | None = None
 
     def describe(self) -> str:
-        return f"mfa_serial={self.serial!r}, duration_seconds={self._duration}"
+        return f"mfa_serial={self.serial!r}, duration_seconds={self.duration}"
 
     def use_attached(self, session: Any) -> None:
-        self._sources.use_attached(session)
+        self.sources.use_attached(session)
 
     async def close(self) -> None:
         await self.sts.close()
 
     async def prepare(self) -> None:
-        await self._client_for(await self._sources.resolve())
+        await self.mfa()
+        await self.client_for(await self.sources.resolve())
 
     async def plan(self) -> Plan:
-        keys = await self._sources.resolve()
-        return Plan(cache_key=self._cache_key(keys), fetch=lambda: self._fetch(keys))
+        asker = await self.mfa()
+        keys = await self.sources.resolve()
+        await self.sts.get(keys)  # resolves the region and endpoint the entry key names
+        return Plan(cache_key=self._cache_key(keys), fetch=lambda: self._fetch(keys, asker))
+
+    async def mfa(self) -> CodeAsker | None:
+        """Who asks for codes, or ``None`` without MFA. With no ``mfa_serial`` given, the
+        source session's profile may name one: then it is used (a callback is required), so a
+        profile that demands MFA never gets a session without it."""
+        session = self.sources.config_session()
+        if self._mfa_settled_for is session:
+            return self._asker
+        serial, where = self.serial, "mfa_serial="
+        if serial is None:
+            profile = await _aiobotocore.read_config(session)
+            serial = profile.get("mfa_serial") or None
+            where = f"the profile {session.profile or 'default'!r}"
+        if serial is not None and self._callback is None:
+            raise ConfigurationError(
+                f"{where} names mfa_serial {serial}, but no mfa_callback was given: pass "
+                "mfa_callback=<async function returning the code> (or use from_profile with "
+                "mfa_callback), so the session is made with MFA as the profile demands."
+            )
+        if serial is None and self._callback is not None:
+            raise ConfigurationError(
+                "mfa_callback is set but there is no mfa_serial (neither given nor in the "
+                "source session's profile): pass mfa_serial=arn:aws:iam::<account>:mfa/<name>."
+            )
+        if serial is not None and serial != self.serial:
+            check_serial(serial)
+            logger.info("Using mfa_serial %s from %s.", serial, where)
+        self.serial = serial
+        self._asker = None
+        if serial is not None and self._callback is not None:
+            self._asker = CodeAsker(
+                serial=serial,
+                callback=self._callback,
+                attempts=self._attempts,
+                timeout=self._timeout,
+                clock=self.clock,
+            )
+        self._mfa_settled_for = session
+        return self._asker
+
+    def identity(self, keys: SourceKeys) -> str:
+        """Who signs, for error messages: the IAM user's ARN once STS confirmed it."""
+        return self.identity_arn or f"the IAM user of access key {keys.access_key_id}"
 
     def _cache_key(self, keys: SourceKeys) -> str:
         return "|".join(
@@ -186,13 +284,13 @@ class _SessionTokenSource:
                 "v1",
                 keys.access_key_id,
                 self.serial or "-",
-                str(self._duration),
-                self.sts.region_name,
+                str(self.duration),
+                self.sts.region_name or "-",
                 self.sts.endpoint_url or "-",
             )
         )
 
-    async def _client_for(self, keys: SourceKeys) -> Any:
+    async def client_for(self, keys: SourceKeys) -> Any:
         """The STS client, after STS confirmed the long-term keys (once per key) when an MFA
         code is at stake: a bad key, an mfa_serial of another account or an STS outage is
         reported before anyone types a code. Without MFA nothing is at stake: no extra call."""
@@ -205,7 +303,7 @@ class _SessionTokenSource:
         async with self._verify_lock[0]:  # prepare() and a first refresh: one check
             if keys.access_key_id in self._verified_keys:
                 return client
-            account = await call_get_caller_identity(client, key_id=keys.access_key_id)
+            account, arn = await call_get_caller_identity(client, key_id=keys.access_key_id)
             expected = serial_account(self.serial)
             if expected and account and expected != account:
                 raise MfaError(
@@ -213,102 +311,34 @@ class _SessionTokenSource:
                     f"key {keys.access_key_id} is of account {account}: use the MFA device of "
                     "the IAM user whose keys sign the request."
                 )
+            self.identity_arn = arn or None
             self._verified_keys.add(keys.access_key_id)
         return client
 
-    def _take_held_code(self) -> tuple[str, float] | None:
-        """The code STS never judged, and when it was typed, if it is recent enough."""
-        held, self._held_code = self._held_code, None
-        if held is not None and self._clock() - held[1] < CODE_REUSE_SECONDS:
-            return held
-        return None
+    def unjudged(self, keys: SourceKeys) -> None:
+        """STS did not answer: check it answers (no prompt) before the next code is asked."""
+        self._verified_keys.discard(keys.access_key_id)
 
-    async def _fetch(self, keys: SourceKeys) -> CachedToken:
-        client = await self._client_for(keys)
-        if self.serial is None or self._callback is None:
+    async def _fetch(self, keys: SourceKeys, asker: CodeAsker | None) -> CachedToken:
+        client = await self.client_for(keys)
+        if asker is None:
             return await self._call(client, keys, None)
-        reason = "initial"
-        rejected = malformed = 0
-        for attempt in range(1, self._attempts + 1):
-            held = self._take_held_code()
-            code, typed_at = held if held is not None else (None, self._clock())
-            if code is None:
-                request = MfaRequest(
-                    serial_number=self.serial,
-                    attempt=attempt,
-                    max_attempts=self._attempts,
-                    duration_seconds=self._duration,
-                    reason=reason,
-                )
-                self._stats.prompts += 1
-                logger.info(
-                    "Asking for an MFA code for %s (attempt %d/%d, %s).",
-                    self.serial,
-                    attempt,
-                    self._attempts,
-                    reason,
-                )
-                answer = await ask_for_code(self._callback, request, self._timeout)
-                code = normalise_code(answer, request)
-                if code is None:
-                    malformed += 1
-                    reason = "malformed"
-                    logger.warning(
-                        "The MFA answer for %s was not a six-digit code (attempt %d/%d).",
-                        self.serial,
-                        attempt,
-                        self._attempts,
-                    )
-                    continue
-                logger.debug("MFA code received for %s.", self.serial)
-            try:
-                return await self._call(client, keys, code)
-            except CodeRejected:
-                rejected += 1
-                reason = "rejected"
-                logger.warning(
-                    "STS rejected the MFA code for %s (attempt %d/%d).",
-                    self.serial,
-                    attempt,
-                    self._attempts,
-                )
-                continue
-            except StsUnavailableError:
-                # STS never judged this code: keep it for the next try instead of asking
-                # again, and check STS answers (no prompt) before the next code is asked for.
-                self._held_code = (code, typed_at)
-                self._verified_keys.discard(keys.access_key_id)
-                raise
-        raise MfaError(_no_code_accepted(self.serial, self._attempts, rejected, malformed))
+        return await asker.run(
+            lambda code: self._call(client, keys, code),
+            duration=self.duration,
+            stats=self._stats,
+            on_unjudged=lambda: self.unjudged(keys),
+        )
 
     async def _call(self, client: Any, keys: SourceKeys, code: str | None) -> CachedToken:
         self._stats.sts_calls += 1
         token = await call_get_session_token(
             client,
-            duration_seconds=self._duration,
+            duration_seconds=self.duration,
             serial=self.serial if code is not None else None,
             code=code,
             key_id=keys.access_key_id,
-            clock=self._clock,
+            clock=self.clock,
         )
         self._stats.refreshes += 1
         return token
-
-
-def _no_code_accepted(serial: str, attempts: int, rejected: int, malformed: int) -> str:
-    """The final MfaError message, with the advice that fits what went wrong."""
-    advice = []
-    if rejected:
-        advice.append(
-            "STS rejected the codes: check the device's clock and that mfa_serial names the "
-            "device the codes come from, and type a code only once (a used code is refused)"
-        )
-    if malformed:
-        advice.append(
-            "the answers were not six-digit codes: make the callback return the code the "
-            "authenticator shows (spaces are ignored)"
-        )
-    return (
-        f"No MFA code was accepted for {serial} in {attempts} attempt(s) ({rejected} rejected "
-        f"by STS, {malformed} not six digits): {'; '.join(advice)}. Then retry (refresh())."
-    )

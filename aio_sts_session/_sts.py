@@ -1,4 +1,5 @@
-"""The GetSessionToken call: request, response parsing, clock-skew correction, error mapping.
+"""The STS calls (GetSessionToken, AssumeRole, GetCallerIdentity): request, response parsing,
+clock-skew correction, error mapping.
 
 The aiobotocore STS client itself is built in :mod:`._aiobotocore`; this module only calls it and
 maps botocore's exceptions onto :mod:`.exceptions`.
@@ -18,6 +19,7 @@ from botocore.parsers import ResponseParserError
 from ._clock import Clock
 from ._models import CachedToken, SessionCredentials
 from .exceptions import (
+    ConfigurationError,
     MfaError,
     SourceCredentialsError,
     StsError,
@@ -28,7 +30,10 @@ from .exceptions import (
 __all__ = [
     "CodeRejected",
     "ErrorKind",
+    "RoleCall",
+    "SessionExpired",
     "SourceKeys",
+    "call_assume_role",
     "call_get_caller_identity",
     "call_get_session_token",
     "check_source_keys",
@@ -94,6 +99,8 @@ def correct_for_skew(
 class ErrorKind(enum.Enum):
     CODE_REJECTED = "code_rejected"  # ask the callback again
     SERIAL_INVALID = "serial_invalid"  # a new code won't help: the serial is wrong
+    EXPIRED = "expired"  # the signing session credentials expired: renew them, retry once
+    TOO_LONG = "too_long"  # DurationSeconds above the role's MaxSessionDuration
     SOURCE_TEMPORARY = "source_temporary"
     SOURCE_INVALID = "source_invalid"
     UNAVAILABLE = "unavailable"  # retried by botocore already; recover later
@@ -142,6 +149,10 @@ def classify_error(code: str, message: str, status: int | None) -> ErrorKind:
         return ErrorKind.SERIAL_INVALID
     if code == "AccessDenied" and "session credentials" in lowered:
         return ErrorKind.SOURCE_TEMPORARY
+    if code in ("ExpiredToken", "ExpiredTokenException"):
+        return ErrorKind.EXPIRED
+    if code == "ValidationError" and "maxsessionduration" in lowered:
+        return ErrorKind.TOO_LONG
     if code in _SOURCE_INVALID_CODES:
         return ErrorKind.SOURCE_INVALID
     if code in _UNAVAILABLE_CODES or (status is not None and status >= 500):
@@ -155,7 +166,26 @@ class CodeRejected(Exception):
     """Internal signal: STS refused this MFA code; the provider asks for another."""
 
 
-def _map_client_error(exc: ClientError, serial: str | None, key_id: str) -> Exception:
+class SessionExpired(Exception):
+    """Internal signal: the session credentials that signed the call have expired at STS;
+    the role provider renews them and retries once."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RoleCall:
+    """What an AssumeRole error message names: the role, who asked, and for how long."""
+
+    role_arn: str
+    identity: str
+    duration: int
+    external_id: str | None
+    with_mfa: bool
+    chained: bool  # signed with session credentials (which STS may refuse as expired)
+
+
+def _map_client_error(
+    exc: ClientError, serial: str | None, key_id: str, role: RoleCall | None = None
+) -> Exception:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
     message = str(error.get("Message", ""))
@@ -163,6 +193,14 @@ def _map_client_error(exc: ClientError, serial: str | None, key_id: str) -> Exce
     kind = classify_error(code, message, status)
     if kind is ErrorKind.CODE_REJECTED:
         return CodeRejected(code)
+    if kind is ErrorKind.EXPIRED or (
+        kind is ErrorKind.SOURCE_INVALID and role is not None and role.chained
+    ):
+        return SessionExpired(code)  # the session credentials are no longer valid: renew
+    if role is not None:
+        mapped = _map_role_error(kind, code, status, role)
+        if mapped is not None:
+            return mapped
     if kind is ErrorKind.SERIAL_INVALID:
         return MfaError(
             f"STS could not validate MFA codes for {serial!r}: check that mfa_serial is the "
@@ -191,6 +229,35 @@ def _map_client_error(exc: ClientError, serial: str | None, key_id: str) -> Exce
     return StsError(
         f"GetSessionToken failed with {code or status}: see the chained botocore error."
     )
+
+
+def _map_role_error(
+    kind: ErrorKind, code: str, status: int | None, role: RoleCall
+) -> Exception | None:
+    """The AssumeRole refusals that name the role (``None``: map as for any call)."""
+    if kind is ErrorKind.TOO_LONG:
+        return ConfigurationError(
+            f"duration_seconds={role.duration} exceeds the MaxSessionDuration of "
+            f"{role.role_arn}: ask for less, or raise the role's maximum (IAM: "
+            "update-role --max-session-duration, up to 43200)."
+        )
+    if kind is ErrorKind.DENIED:
+        hints = ["the role's trust policy must allow this identity to call sts:AssumeRole"]
+        if not role.with_mfa:
+            hints.append("roles that demand MFA need mfa_serial (and a callback)")
+        if role.external_id is not None:
+            hints.append("and the external id must be the one the trust policy names")
+        return StsError(
+            f"STS refused AssumeRole of {role.role_arn} for {role.identity} ({code}): "
+            f"{'; '.join(hints)}."
+        )
+    if kind is ErrorKind.OTHER and code == "ValidationError":
+        return ConfigurationError(
+            f"STS refused AssumeRole of {role.role_arn} as invalid (duration_seconds="
+            f"{role.duration}, external_id given: {role.external_id is not None}): see the "
+            "chained botocore error."
+        )
+    return None
 
 
 def _map_botocore_error(exc: BotoCoreError) -> StsSessionError:
@@ -239,9 +306,9 @@ def _server_date(response: dict[str, Any]) -> float | None:
         return None
 
 
-async def call_get_caller_identity(client: Any, *, key_id: str) -> str:
+async def call_get_caller_identity(client: Any, *, key_id: str) -> tuple[str, str]:
     """Check the long-term keys with STS (GetCallerIdentity needs no permission) and return
-    their account id. Raises :class:`SourceCredentialsError` if STS refuses them."""
+    their account id and ARN. Raises :class:`SourceCredentialsError` if STS refuses them."""
     try:
         response = await client.get_caller_identity()
     except ClientError as exc:
@@ -253,7 +320,7 @@ async def call_get_caller_identity(client: Any, *, key_id: str) -> str:
             "STS's answer to GetCallerIdentity could not be parsed (a proxy or a broken "
             "endpoint in between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
         ) from exc
-    return str(response.get("Account", ""))
+    return str(response.get("Account", "")), str(response.get("Arn", ""))
 
 
 def serial_account(serial: str) -> str | None:
@@ -293,9 +360,49 @@ async def call_get_session_token(
             "STS's answer to GetSessionToken could not be parsed (a proxy or a broken "
             "endpoint in between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
         ) from exc
-    now = clock()
-    credentials = _parse_credentials(response, "GetSessionToken")
+    return _token(response, "GetSessionToken", clock())
+
+
+def _token(response: dict[str, Any], action: str, now: float) -> CachedToken:
+    credentials = _parse_credentials(response, action)
     expires_at, lifetime, skew = correct_for_skew(
         credentials.expiration.timestamp(), _server_date(response), now
     )
     return CachedToken(credentials=credentials, expires_at=expires_at, lifetime=lifetime, skew=skew)
+
+
+async def call_assume_role(
+    client: Any,
+    *,
+    role: RoleCall,
+    session_name: str,
+    serial: str | None,
+    code: str | None,
+    key_id: str,
+    clock: Clock,
+) -> CachedToken:
+    """Call AssumeRole once. Raises :class:`CodeRejected` for a refused MFA code,
+    :class:`SessionExpired` when the signing session credentials have expired, or a
+    :class:`StsSessionError` naming the role."""
+    params: dict[str, Any] = {
+        "RoleArn": role.role_arn,
+        "RoleSessionName": session_name,
+        "DurationSeconds": role.duration,
+    }
+    if role.external_id is not None:
+        params["ExternalId"] = role.external_id
+    if serial is not None and code is not None:
+        params["SerialNumber"] = serial
+        params["TokenCode"] = code
+    try:
+        response = await client.assume_role(**params)
+    except ClientError as exc:
+        raise _map_client_error(exc, serial, key_id, role) from exc
+    except BotoCoreError as exc:
+        raise _map_botocore_error(exc) from exc
+    except ResponseParserError as exc:
+        raise StsError(
+            "STS's answer to AssumeRole could not be parsed (a proxy or a broken endpoint in "
+            "between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
+        ) from exc
+    return _token(response, "AssumeRole", clock())

@@ -5,7 +5,13 @@ serves, and refuses a request signed more than 15 minutes off its clock, as STS 
 each TOTP code once, judged by its own clock, and only for the device of the user who signs;
 enforces 900..129600 s durations (and an optional cap, as STS does for root), issues unique
 credentials that expire by the injected clock, checks session tokens on later calls
-(``GetCallerIdentity``), and injects faults, delays and gates on demand, for any action.
+(``GetCallerIdentity``, ``AssumeRole``), and injects faults, delays and gates on demand, for
+any action.
+
+AssumeRole is checked as STS does and moto does not: each :class:`Role` has a trust policy
+(which users, MFA required, an external id) and a ``MaxSessionDuration``; a role assumed with
+temporary credentials is capped at one hour ("role chaining"); MFA is present when the signing
+session was made with a code, or when the call itself carries a valid one.
 
 Two clocks: botocore signs with the machine's wall clock, so ``X-Amz-Date`` is checked against
 ``time.time() + server_offset``; everything about tokens and codes follows the injected clock
@@ -57,12 +63,25 @@ class Fault:
 
 
 @dataclasses.dataclass
+class Role:
+    """A role and its trust policy."""
+
+    arn: str
+    max_session: int = 3600  # MaxSessionDuration
+    require_mfa: bool = True  # Condition aws:MultiFactorAuthPresent
+    external_id: str | None = None  # Condition sts:ExternalId
+    trusted: set[str] | None = None  # user names and "role/<name>"s; None: the whole account
+
+
+@dataclasses.dataclass
 class Issued:
     access_key_id: str
     secret: str
     token: str
     expires_at: float
     user: str
+    arn: str = ""
+    mfa: bool = False
 
 
 @dataclasses.dataclass
@@ -74,6 +93,9 @@ class Call:
     duration: int | None
     outcome: str
     at: float = 0.0  # the fake's clock when the request arrived
+    role: str | None = None  # AssumeRole's RoleArn
+    session_name: str | None = None
+    signed_with_session: bool = False
 
 
 class FakeSts:
@@ -86,6 +108,8 @@ class FakeSts:
     ) -> None:
         self.clock = clock
         self.users = dict(users)  # long-term access key id -> secret
+        self.user_names: dict[str, str] = {}  # access key id -> IAM user name (default alice)
+        self.roles: dict[str, Role] = {}
         self.devices = dict(devices)  # serial -> TOTP base32 secret
         # serial -> the access key id of the user it is assigned to (default: every user's)
         self.device_owner: dict[str, str] = {}
@@ -141,6 +165,18 @@ class FakeSts:
     @property
     def token_calls(self) -> list[Call]:
         return [c for c in self.calls if c.action == "GetSessionToken"]
+
+    @property
+    def role_calls(self) -> list[Call]:
+        return [c for c in self.calls if c.action == "AssumeRole"]
+
+    def add_role(self, name: str, **options: object) -> str:
+        arn = f"arn:aws:iam::123456789012:role/{name}"
+        self.roles[arn] = Role(arn, **options)  # type: ignore[arg-type]
+        return arn
+
+    def user_name(self, akid: str) -> str:
+        return self.user_names.get(akid, "alice")
 
     async def start(self) -> FakeSts:
         app = web.Application()
@@ -247,7 +283,10 @@ class FakeSts:
             return checked
         akid, session = checked
         if action == "GetCallerIdentity":
-            user = session.user if session else akid
+            if session is not None and session.arn:
+                arn = session.arn
+            else:
+                arn = f"arn:aws:iam::123456789012:user/{self.user_name(akid)}"
             call = Call(action, akid, None, None, None, "ok")
             self.calls.append(call)
             fault = self.pop_fault(action)
@@ -256,10 +295,12 @@ class FakeSts:
                 return await self._fault_response(request, fault)
             return self._xml(
                 f'<GetCallerIdentityResponse xmlns="{NS}"><GetCallerIdentityResult>'
-                f"<Arn>arn:aws:iam::123456789012:user/{user}</Arn><UserId>{akid}</UserId>"
+                f"<Arn>{arn}</Arn><UserId>{akid}</UserId>"
                 "<Account>123456789012</Account></GetCallerIdentityResult>"
                 "</GetCallerIdentityResponse>"
             )
+        if action == "AssumeRole":
+            return await self._assume_role(request, form, akid, session)
         if action != "GetSessionToken":
             return self._error(400, "InvalidAction", f"Could not find operation {action}")
         return await self._get_session_token(request, form, akid, session)
@@ -290,22 +331,9 @@ class FakeSts:
             call.outcome = "bad-duration"
             return self._error(400, "ValidationError", "DurationSeconds out of range")
         if serial is not None:
-            device = self.devices.get(serial)
-            if device is None:
-                call.outcome = "bad-serial"
-                return self._error(403, "AccessDenied", BAD_SERIAL)
-            owner = self.device_owner.get(serial)
-            if owner is not None and owner != akid:
-                call.outcome = "bad-serial"
-                return self._error(403, "AccessDenied", BAD_SERIAL)
-            if (
-                code is None
-                or (self.single_use_codes and (serial, code) in self.used_codes)
-                or not pyotp.TOTP(device).verify(code, for_time=self.now(), valid_window=1)
-            ):
-                call.outcome = "bad-code"
-                return self._error(403, "AccessDenied", INVALID_CODE)
-            self.used_codes.add((serial, code))
+            refused = self._check_code(call, akid, serial, code)
+            if refused is not None:
+                return refused
         if after_accept:
             assert fault is not None
             call.outcome = "fault:after-accept"
@@ -317,7 +345,8 @@ class FakeSts:
             secret=secrets.token_urlsafe(30),
             token=secrets.token_urlsafe(60),
             expires_at=self.now() + duration,
-            user="alice",
+            user=self.user_name(akid),
+            mfa=serial is not None,
         )
         self.issued[issued.token] = issued
         return self._xml(
@@ -328,6 +357,119 @@ class FakeSts:
             f"<AccessKeyId>{issued.access_key_id}</AccessKeyId>"
             f"</Credentials></GetSessionTokenResult><ResponseMetadata><RequestId>"
             f"{secrets.token_hex(8)}</RequestId></ResponseMetadata></GetSessionTokenResponse>"
+        )
+
+    def _check_code(
+        self, call: Call, akid: str, serial: str, code: str | None
+    ) -> web.Response | None:
+        """``None`` if ``code`` is a valid, unused code of ``serial``'s device, owned by the
+        signing user (its code is then used up); else the refusal."""
+        device = self.devices.get(serial)
+        owner = self.device_owner.get(serial)
+        if device is None or (owner is not None and owner != akid):
+            call.outcome = "bad-serial"
+            return self._error(403, "AccessDenied", BAD_SERIAL)
+        if (
+            code is None
+            or (self.single_use_codes and (serial, code) in self.used_codes)
+            or not pyotp.TOTP(device).verify(code, for_time=self.now(), valid_window=1)
+        ):
+            call.outcome = "bad-code"
+            return self._error(403, "AccessDenied", INVALID_CODE)
+        self.used_codes.add((serial, code))
+        return None
+
+    async def _assume_role(
+        self, request: web.Request, form: dict[str, str], akid: str, session: Issued | None
+    ) -> web.StreamResponse:
+        role_arn, name = form.get("RoleArn", ""), form.get("RoleSessionName", "")
+        serial, code = form.get("SerialNumber"), form.get("TokenCode")
+        duration = int(form.get("DurationSeconds", "3600"))
+        call = Call(
+            "AssumeRole",
+            akid,
+            serial,
+            code,
+            duration,
+            "ok",
+            self.now(),
+            role=role_arn,
+            session_name=name,
+            signed_with_session=session is not None,
+        )
+        self.calls.append(call)
+        fault = self.pop_fault("AssumeRole")
+        if fault is not None:
+            call.outcome = f"fault:{fault.code}" if fault.kind == "error" else f"fault:{fault.kind}"
+            return await self._fault_response(request, fault)
+        if not 900 <= duration <= 43200:
+            call.outcome = "bad-duration"
+            return self._error(400, "ValidationError", "DurationSeconds out of range")
+        if session is not None and duration > 3600:
+            call.outcome = "chaining-cap"
+            return self._error(
+                400,
+                "ValidationError",
+                "The requested DurationSeconds exceeds the 1 hour session limit for roles "
+                "assumed by role chaining.",
+            )
+        # The principal the trust policy judges: the IAM user (or its MFA session), or the
+        # role whose credentials sign (role chaining), as "role/<name>".
+        if session is not None and ":assumed-role/" in session.arn:
+            principal, caller = "role/" + session.arn.split("/")[1], session.arn
+        else:
+            principal = session.user if session is not None else self.user_name(akid)
+            caller = f"arn:aws:iam::123456789012:user/{principal}"
+        role = self.roles.get(role_arn)
+        denied = self._error(
+            403,
+            "AccessDenied",
+            f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role_arn}",
+        )
+        if role is None:
+            call.outcome = "denied"
+            return denied
+        if duration > role.max_session:
+            call.outcome = "too-long"
+            return self._error(
+                400,
+                "ValidationError",
+                "The requested DurationSeconds exceeds the MaxSessionDuration set for this role.",
+            )
+        mfa = session.mfa if session is not None else False
+        if serial is not None:
+            refused = self._check_code(call, akid, serial, code)
+            if refused is not None:
+                return refused
+            mfa = True
+        if (
+            (role.require_mfa and not mfa)
+            or (role.external_id is not None and form.get("ExternalId") != role.external_id)
+            or (role.trusted is not None and principal not in role.trusted)
+        ):
+            call.outcome = "denied"
+            return denied
+        role_name = role_arn.rsplit("/", 1)[-1]
+        issued = Issued(
+            access_key_id="ASIA" + secrets.token_hex(8).upper(),
+            secret=secrets.token_urlsafe(30),
+            token=secrets.token_urlsafe(60),
+            expires_at=self.now() + duration,
+            user=session.user if session is not None else self.user_name(akid),
+            arn=f"arn:aws:sts::123456789012:assumed-role/{role_name}/{name}",
+            mfa=mfa,
+        )
+        self.issued[issued.token] = issued
+        return self._xml(
+            f'<AssumeRoleResponse xmlns="{NS}"><AssumeRoleResult><Credentials>'
+            f"<SessionToken>{issued.token}</SessionToken>"
+            f"<SecretAccessKey>{issued.secret}</SecretAccessKey>"
+            f"<Expiration>{_iso(issued.expires_at)}</Expiration>"
+            f"<AccessKeyId>{issued.access_key_id}</AccessKeyId></Credentials>"
+            f"<AssumedRoleUser><AssumedRoleId>AROAFAKE:{name}</AssumedRoleId>"
+            f"<Arn>{issued.arn}</Arn></AssumedRoleUser>"
+            f"</AssumeRoleResult><ResponseMetadata><RequestId>{secrets.token_hex(8)}"
+            "</RequestId></ResponseMetadata></AssumeRoleResponse>"
         )
 
     async def _fault_response(self, request: web.Request, fault: Fault) -> web.StreamResponse:

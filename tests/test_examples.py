@@ -1,5 +1,6 @@
 """The examples at least start: imports resolve and the usage text is shown without arguments.
-(The quick start runs in full in CI; the others need a real AWS account.)"""
+(The quick start runs in full in CI, the roles example here; the others need a real AWS
+account.)"""
 
 from __future__ import annotations
 
@@ -22,3 +23,13 @@ def test_example_shows_usage_without_arguments(name: str) -> None:
     )
     assert result.returncode == 1
     assert "python examples/" + name in result.stderr
+
+
+def test_the_roles_example_runs_in_full() -> None:
+    """examples/roles.py on moto: three codes for two profiles, five roles and an 8-hour role."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "roles.py")], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert "5 roles, 1 prompt for all of them" in result.stdout
+    assert "3 codes typed" in result.stdout

@@ -51,9 +51,17 @@ async def iam_user(moto_url: str) -> AsyncIterator[tuple[str, str]]:
         policy = await iam.create_policy(
             PolicyName="sts",
             PolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
-            '"Action":"sts:GetSessionToken","Resource":"*"}]}',
+            '"Action":["sts:GetSessionToken","sts:AssumeRole","sts:GetCallerIdentity"],'
+            '"Resource":"*"}]}',
         )
         await iam.attach_user_policy(UserName="alice", PolicyArn=policy["Policy"]["Arn"])
+        await iam.create_role(
+            RoleName="admin",
+            AssumeRolePolicyDocument='{"Version":"2012-10-17","Statement":[{"Effect":"Allow",'
+            '"Principal":{"AWS":"arn:aws:iam::123456789012:user/alice"},'
+            '"Action":"sts:AssumeRole","Condition":{"Bool":{"aws:MultiFactorAuthPresent":'
+            '"true"}}}]}',
+        )
     _post(f"{moto_url}/moto-api/reset-auth", b"0")
     try:
         yield key["AccessKeyId"], key["SecretAccessKey"]
@@ -126,4 +134,32 @@ async def test_attached_session_calls_another_service_on_moto(moto_url: str) -> 
             await s3.create_bucket(Bucket="demo")
             names = [b["Name"] for b in (await s3.list_buckets())["Buckets"]]
     assert names == ["demo"]
+    assert provider.stats.sts_calls == 1
+
+
+async def test_a_role_chained_on_the_mfa_session_is_accepted_by_moto(
+    moto_url: str, iam_user: tuple[str, str]
+) -> None:
+    """AssumeRole on the MFA session is well-formed for moto, and the attached session's
+    clients act as the role. moto hands out the same example keys for every GetSessionToken
+    and cannot check signatures made with them, so its SigV4 check is off here; it checks
+    neither MFA nor the 1-hour cap either: the strict fake does all three (test_role.py)."""
+    _post(f"{moto_url}/moto-api/reset-auth", b"1000000")
+    async with SessionTokenProvider(
+        mfa_serial=SERIAL,
+        mfa_callback=code,
+        endpoint_url=moto_url,
+        source_session=keys_session(*iam_user),
+    ) as provider:
+        role = provider.assume_role(
+            "arn:aws:iam::123456789012:role/admin", role_session_name="moto-test"
+        )
+        session = role.attach(AioSession())
+        async with session.create_client(
+            "sts", endpoint_url=moto_url, region_name="us-east-1"
+        ) as sts:
+            identity = await sts.get_caller_identity()
+        await role.close()
+    assert identity["Arn"] == "arn:aws:sts::123456789012:assumed-role/admin/moto-test"
+    assert role.stats.sts_calls == 1
     assert provider.stats.sts_calls == 1

@@ -21,6 +21,7 @@ from aio_sts_session import (
     StsSessionError,
     StsUnavailableError,
 )
+from aio_sts_session._sts import SourceKeys
 
 from .conftest import SERIAL, T0, Device, FakeClock, provider_for_threaded_fake, source_session
 from .fake_sts import FakeSts, Fault, issued_secrets
@@ -52,7 +53,6 @@ async def _cb(r: MfaRequest) -> str:
         ({"mfa_serial": "arn:aws:iam::123456789012:mfa/bad name"}, "mfa_serial must be"),
         ({"mfa_serial": "x" * 257}, "mfa_serial must be"),
         ({"mfa_callback": None}, "mfa_callback is not"),
-        ({"mfa_serial": None}, "mfa_serial is not"),
         ({"mfa_callback": "123456"}, "must be callable"),
         ({"stale_seconds": -1}, "stale_seconds must be >= 0"),
         ({"stale_seconds": 400, "prefetch_seconds": 300}, "must not exceed"),
@@ -69,6 +69,27 @@ def test_bad_configuration_raises_in_constructor(kwargs: dict[str, Any], match: 
         SessionTokenProvider(**options)
     assert isinstance(info.value, ValueError)
     assert isinstance(info.value, StsSessionError)
+
+
+async def test_a_callback_without_any_serial_fails_before_any_call(
+    fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    """With no mfa_serial given, the source profile may name one, so the check waits for the
+    first credentials(); it still comes before any prompt and any STS call."""
+    asked: list[MfaRequest] = []
+
+    async def ask(request: MfaRequest) -> str:
+        asked.append(request)
+        return "123456"
+
+    provider = SessionTokenProvider(
+        mfa_callback=ask, endpoint_url=fake_sts.url, source_session=source_session(), clock=clock
+    )
+    with pytest.raises(ConfigurationError, match="no mfa_serial"):
+        await provider.credentials()
+    assert asked == []
+    assert fake_sts.calls == []
+    await provider.close()
 
 
 def test_hardware_serial_and_no_mfa_are_valid() -> None:
@@ -670,10 +691,25 @@ async def test_a_device_of_another_user_is_refused_without_asking_again(
 @pytest.mark.parametrize(
     ("env", "session_region", "region", "endpoint"),
     [
-        ({}, None, "us-east-1", None),
-        ({"AWS_DEFAULT_REGION": "eu-west-2"}, None, "eu-west-2", None),
-        ({"AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "eu-west-2"}, None, "eu-west-3", None),
-        ({"AWS_REGION": "eu-west-3"}, "ap-south-1", "ap-south-1", None),  # the source's first
+        ({}, None, "us-east-1", "https://sts.us-east-1.amazonaws.com"),
+        (
+            {"AWS_DEFAULT_REGION": "eu-west-2"},
+            None,
+            "eu-west-2",
+            "https://sts.eu-west-2.amazonaws.com",
+        ),
+        (
+            {"AWS_REGION": "eu-west-3", "AWS_DEFAULT_REGION": "eu-west-2"},
+            None,
+            "eu-west-3",
+            "https://sts.eu-west-3.amazonaws.com",
+        ),
+        (  # the source's region first
+            {"AWS_REGION": "eu-west-3"},
+            "ap-south-1",
+            "ap-south-1",
+            "https://sts.ap-south-1.amazonaws.com",
+        ),
         ({"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, None, "us-east-1", "http://127.0.0.1:9"),
         (
             {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ENDPOINT_URL_STS": "http://[::1]:9"},
@@ -681,15 +717,25 @@ async def test_a_device_of_another_user_is_refused_without_asking_again(
             "us-east-1",
             "http://[::1]:9",
         ),
+        (  # botocore's switch to ignore configured endpoints is honoured too
+            {
+                "AWS_ENDPOINT_URL_STS": "http://[::1]:9",
+                "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true",
+            },
+            None,
+            "us-east-1",
+            "https://sts.us-east-1.amazonaws.com",
+        ),
     ],
 )
-def test_region_and_endpoint_defaults(
+async def test_region_and_endpoint_defaults(
     monkeypatch: pytest.MonkeyPatch,
     env: dict[str, str],
     session_region: str | None,
     region: str,
-    endpoint: str | None,
+    endpoint: str,
 ) -> None:
+    """Resolved by botocore when the STS client is made (no request is sent here)."""
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     session = None
@@ -697,8 +743,10 @@ def test_region_and_endpoint_defaults(
         session = AioSession()
         session.set_config_variable("region", session_region)
     provider = SessionTokenProvider(source_session=session)
+    await provider._sts.get(SourceKeys("AKIAEXAMPLE", "secret", None, "test"))
     assert provider._sts.region_name == region
     assert provider._sts.endpoint_url == endpoint
+    await provider.close()
 
 
 async def test_the_endpoint_from_the_environment_is_used(

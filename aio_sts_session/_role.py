@@ -1,0 +1,309 @@
+"""``AssumeRoleProvider``: the refresh engine fed by STS AssumeRole on an MFA session.
+
+Two ways to assume a role, chosen by the duration asked for (AWS caps a role assumed with
+temporary credentials at one hour, "role chaining"):
+
+- **chained** (``duration_seconds <= 3600``): AssumeRole signed with the MFA session's
+  credentials. The session carries MFA into the call, so no code is asked for: every role on
+  one session provider shares its one prompt, and refreshing a role costs none while the
+  session lives. An ``ExpiredToken`` answer renews the session (one prompt) and retries once.
+- **direct** (``duration_seconds > 3600``): AssumeRole signed with the long-term keys, with
+  ``SerialNumber``/``TokenCode``: one prompt per role refresh, as botocore would do, but async,
+  cached and refreshable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import getpass
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Union
+
+from ._cache import TokenCache
+from ._clock import Clock
+from ._config import CHAINING_CAP, validate, validate_role
+from ._engine import Plan, ProviderStats, RefreshEngine
+from ._models import CachedToken, SessionCredentials
+from ._provider import SessionTokenProvider, _SessionTokenSource
+from ._sts import RoleCall, SessionExpired, SourceKeys, call_assume_role
+from .exceptions import ConfigurationError, StsError
+
+if TYPE_CHECKING:
+    from ._aiobotocore import StsClientFactory
+
+__all__ = ["AssumeRoleProvider", "default_session_name"]
+
+logger = logging.getLogger("aio_sts_session")
+
+ParentProvider = Union[SessionTokenProvider, "AssumeRoleProvider"]
+
+
+def default_session_name() -> str:
+    """A stable ``RoleSessionName`` (it is part of the cache entry key, so it must be the same
+    in every process): ``aio-sts-session-<login name>``, shown in CloudTrail."""
+    try:
+        user = re.sub(r"[^\w+=,.@-]", "-", getpass.getuser())
+    except Exception:  # no login name (some containers)
+        return "aio-sts-session"
+    return f"aio-sts-session-{user}"[:64]
+
+
+class AssumeRoleProvider(RefreshEngine):
+    """Temporary credentials of an IAM role, from STS AssumeRole on an MFA session, refreshed
+    before they expire. Usually made by :meth:`SessionTokenProvider.assume_role` or
+    :func:`aio_sts_session.from_profile`; same surface as :class:`SessionTokenProvider`.
+
+    - ``role_arn``: ``arn:aws:iam::ACCOUNT:role/NAME``.
+    - ``source``: the :class:`SessionTokenProvider` (or another role provider, for a chain of
+      roles) whose credentials sign AssumeRole.
+    - ``duration_seconds`` (3600): up to 3600 the role is chained on the session (no prompt of
+      its own); above, up to 43200, it is assumed with the long-term keys and an MFA code.
+      Above the role's ``MaxSessionDuration`` STS refuses: :class:`ConfigurationError`.
+    - ``role_session_name``: default ``aio-sts-session-<login name>``, the same in every
+      process (it is part of the cache entry key); ``external_id``: as the trust policy says.
+    - ``region_name``, ``endpoint_url``, ``cache``, ``clock``, ``sts_config``: the source's
+      unless given; ``prefetch_seconds`` (300), ``stale_seconds`` (60).
+
+    ``close()`` closes this provider's STS client, not the source (which other roles may
+    share), unless the source was made for it (by :func:`from_profile`).
+    """
+
+    role_arn: str
+    source: ParentProvider
+
+    def __init__(
+        self,
+        role_arn: str,
+        *,
+        source: ParentProvider,
+        duration_seconds: int = 3600,
+        role_session_name: str | None = None,
+        external_id: str | None = None,
+        region_name: str | None = None,
+        endpoint_url: str | None = None,
+        cache: TokenCache | None = None,
+        prefetch_seconds: float = 300,
+        stale_seconds: float = 60,
+        sts_config: Any | None = None,
+        clock: Clock | None = None,
+        _owns_source: bool = False,
+    ) -> None:
+        session_name = role_session_name or default_session_name()
+        validate_role(role_arn, duration_seconds, session_name, external_id)
+        validate(None, None, 900, prefetch_seconds, stale_seconds, 1, None, endpoint_url)
+        if not isinstance(source, (SessionTokenProvider, AssumeRoleProvider)):
+            raise ConfigurationError(
+                f"source must be a SessionTokenProvider or an AssumeRoleProvider, got "
+                f"{type(source).__name__}: use session_provider.assume_role(role_arn)."
+            )
+        direct = duration_seconds > CHAINING_CAP
+        if direct and isinstance(source, AssumeRoleProvider):
+            raise ConfigurationError(
+                f"duration_seconds={duration_seconds} for {role_arn}, assumed with the "
+                f"credentials of role {source.role_arn}: AWS caps a role assumed with another "
+                f"role's credentials (role chaining) at {CHAINING_CAP} s. Ask for at most "
+                f"{CHAINING_CAP}, or assume {role_arn} from the MFA session."
+            )
+        if cache is not None and not isinstance(cache, TokenCache):
+            raise ConfigurationError("cache must implement TokenCache (load/store/delete/lock).")
+        root = source._root_source
+        clock = clock or source._clock
+        stats = ProviderStats()
+        self.role_arn = role_arn
+        self.source = source
+        self._root_source: _SessionTokenSource = root
+        self._owns_source = _owns_source
+        role_source = _RoleSource(
+            role=RoleCall(
+                role_arn=role_arn,
+                identity="",  # filled in per call
+                duration=duration_seconds,
+                external_id=external_id,
+                with_mfa=True,
+                chained=not direct,
+            ),
+            session_name=session_name,
+            parent=source,
+            root=root,
+            direct=direct,
+            sts=root.sts.derive(
+                region_name=region_name, endpoint_url=endpoint_url, config=sts_config
+            ),
+            clock=clock,
+            stats=stats,
+        )
+        super().__init__(
+            role_source,
+            cache=cache if cache is not None else source._cache,
+            clock=clock,
+            prefetch_seconds=prefetch_seconds,
+            stale_seconds=stale_seconds,
+            lock_timeout=source._lock_timeout + 60.0,
+            stats=stats,
+        )
+        self._sts = role_source.sts
+
+    def assume_role(
+        self,
+        role_arn: str,
+        *,
+        duration_seconds: int = 3600,
+        role_session_name: str | None = None,
+        external_id: str | None = None,
+        **options: Any,
+    ) -> AssumeRoleProvider:
+        """A role assumed with this role's credentials (role chaining: at most 3600 s)."""
+        return AssumeRoleProvider(
+            role_arn,
+            source=self,
+            duration_seconds=duration_seconds,
+            role_session_name=role_session_name,
+            external_id=external_id,
+            **options,
+        )
+
+    async def close(self) -> None:
+        """Cancel any refresh in flight and close this provider's STS client (and its source
+        if it was made for this provider). Idempotent."""
+        await super().close()
+        if self._owns_source:
+            await self.source.close()
+
+
+class _RoleSource:
+    """AssumeRole, chained on the parent's credentials or direct with the long-term keys."""
+
+    def __init__(
+        self,
+        *,
+        role: RoleCall,
+        session_name: str,
+        parent: ParentProvider,
+        root: _SessionTokenSource,
+        direct: bool,
+        sts: StsClientFactory,
+        clock: Clock,
+        stats: ProviderStats,
+    ) -> None:
+        self.role = role
+        self.session_name = session_name
+        self.parent = parent
+        self.root = root
+        self.direct = direct
+        self.sts = sts
+        self._clock = clock
+        self._stats = stats
+        self._refused: ConfigurationError | None = None  # STS said the request can never work
+
+    def describe(self) -> str:
+        mode = "direct with MFA" if self.direct else "chained on the MFA session"
+        return (
+            f"role_arn={self.role.role_arn!r}, role_session_name={self.session_name!r}, "
+            f"duration_seconds={self.role.duration} ({mode})"
+        )
+
+    def use_attached(self, session: Any) -> None:
+        self.root.sources.use_attached(session)
+
+    async def close(self) -> None:
+        await self.sts.close()
+
+    async def prepare(self) -> None:
+        await self.parent.prepare()
+
+    async def plan(self) -> Plan:
+        if self._refused is not None:
+            raise self._refused  # no prompt and no STS call for what STS refused as invalid
+        parent_key = await self.parent._entry_key()  # validates the chain: no prompt
+        key = "|".join(
+            (
+                "v1-role",
+                self.role.role_arn,
+                self.session_name,
+                self.role.external_id or "-",
+                str(self.role.duration),
+                "direct" if self.direct else "chained",
+                self.sts.explicit_region or "-",
+                self.sts.explicit_endpoint or "-",
+                parent_key,
+            )
+        )
+        return Plan(cache_key=key, fetch=self._fetch_direct if self.direct else self._fetch)
+
+    async def _fetch(self) -> CachedToken:
+        """Chained: sign with the parent's credentials; renew them once if STS says they
+        expired (revoked early, or a clock far off)."""
+        creds = await self.parent.credentials()
+        try:
+            return await self._call(self._keys(creds), None)
+        except SessionExpired:
+            logger.warning(
+                "STS refused the credentials signing AssumeRole of %s as expired or invalid; "
+                "renewing them and retrying once.",
+                self.role.role_arn,
+            )
+        creds = await self.parent.refresh(rejected=creds)
+        try:
+            return await self._call(self._keys(creds), None)
+        except SessionExpired:
+            raise StsError(
+                f"STS refused the renewed credentials signing AssumeRole of "
+                f"{self.role.role_arn} as expired or invalid too: check this machine's clock "
+                "and the STS endpoint (endpoint_url / AWS_ENDPOINT_URL_STS), then call refresh()."
+            ) from None
+
+    async def _fetch_direct(self) -> CachedToken:
+        """Direct: the long-term keys and a code, for a role longer than the chaining cap."""
+        root = self.root
+        asker = await root.mfa()
+        keys = await root.sources.resolve()
+        await root.client_for(keys)
+        if asker is None:
+            return await self._call(keys, None)
+        return await asker.run(
+            lambda code: self._call(keys, code),
+            duration=self.role.duration,
+            stats=self._stats,
+            role_arn=self.role.role_arn,
+            on_unjudged=lambda: root.unjudged(keys),
+        )
+
+    @staticmethod
+    def _keys(creds: SessionCredentials) -> SourceKeys:
+        return SourceKeys(
+            access_key_id=creds.access_key_id,
+            secret_access_key=creds.secret_access_key,
+            session_token=creds.session_token,
+            method="session",
+        )
+
+    def _identity(self, keys: SourceKeys) -> str:
+        if isinstance(self.parent, AssumeRoleProvider):
+            return f"role {self.parent.role_arn}"
+        if self.direct:
+            return self.root.identity(keys)
+        who = self.root.identity_arn or f"mfa_serial={self.root.serial!r}"
+        return f"the MFA session of {who}"
+
+    async def _call(self, keys: SourceKeys, code: str | None) -> CachedToken:
+        client = await self.sts.get(keys) if not self.direct else await self.root.client_for(keys)
+        role = dataclasses.replace(
+            self.role, identity=self._identity(keys), with_mfa=self.root.serial is not None
+        )
+        self._stats.sts_calls += 1
+        try:
+            token = await call_assume_role(
+                client,
+                role=role,
+                session_name=self.session_name,
+                serial=self.root.serial if code is not None else None,
+                code=code,
+                key_id=keys.access_key_id,
+                clock=self._clock,
+            )
+        except ConfigurationError as exc:
+            self._refused = exc
+            raise
+        self._stats.refreshes += 1
+        return token
