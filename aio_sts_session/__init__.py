@@ -5,6 +5,14 @@ The public surface is what ``__all__`` lists; modules starting with ``_`` are pr
 """
 
 from ._cache import EncryptedFileCache, MemoryCache, TokenCache
+from ._callbacks import (
+    CommandCallback,
+    TerminalPrompt,
+    TotpCallback,
+    command_callback,
+    terminal_prompt,
+    totp_callback,
+)
 from ._engine import ProviderStats
 from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
 from ._policy import State
@@ -28,6 +36,7 @@ __all__ = [
     "AssumeRoleProvider",
     "CacheLockTimeoutError",
     "CachedToken",
+    "CommandCallback",
     "ConfigurationError",
     "EncryptedFileCache",
     "MemoryCache",
@@ -44,9 +53,14 @@ __all__ = [
     "StsError",
     "StsSessionError",
     "StsUnavailableError",
+    "TerminalPrompt",
     "TokenCache",
+    "TotpCallback",
     "__version__",
+    "command_callback",
     "from_profile",
+    "terminal_prompt",
+    "totp_callback",
 ]
 
 # Tracebacks and reprs show the public name (aio_sts_session.MfaError), not the private module.

@@ -442,6 +442,23 @@ class EncryptedFileCache:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.path_for(key).unlink)
 
+    async def clear(self) -> int:
+        """Delete every entry (not the lock files, which other processes may hold); returns
+        how many were deleted. Needs no key."""
+
+        def remove_all() -> int:
+            removed = 0
+            for entry in self.directory.glob("*.token"):
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed += 1
+            return removed
+
+        self._memory = MemoryCache()
+        if not self.directory.is_dir():
+            return 0
+        return await asyncio.to_thread(remove_all)
+
     @contextlib.asynccontextmanager
     async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
         """Hold while refreshing ``key``: one holder at a time; ``timeout`` seconds at most."""

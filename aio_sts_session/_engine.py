@@ -14,6 +14,7 @@ in :mod:`._policy`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as _dt
 import logging
@@ -246,6 +247,23 @@ class RefreshEngine:
         assumed on this provider builds its own key on it."""
         self._check_open()
         return (await self._source.plan()).cache_key
+
+    def _next_refresh_at(self) -> float | None:
+        """When the prefetch window of the credentials in hand opens (or, after a failure, when
+        the backoff ends), for a keeper that renews ahead of time; ``None`` without a token."""
+        snap = self._snap
+        if snap.token is None:
+            return None
+        due = snap.token.expires_at - snap.windows.prefetch
+        return max(due, snap.retry_at) if snap.failures else due
+
+    async def _settle(self) -> None:
+        """Wait for a refresh in flight, if any (its outcome is recorded as usual): a
+        one-shot program does not leave a background refresh to be cut off at exit."""
+        flight = self._slot.current()
+        if flight is not None:
+            with contextlib.suppress(Exception):
+                await flight.wait()
 
     # -- deciding ------------------------------------------------------------------------------
 

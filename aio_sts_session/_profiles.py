@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _aiobotocore
 from ._cache import TokenCache
+from ._callbacks import command_callback
 from ._models import MfaCallback
 from ._provider import SessionTokenProvider
 from ._role import AssumeRoleProvider
@@ -21,7 +22,7 @@ from .exceptions import ConfigurationError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["ProfileChain", "from_profile", "read_chain", "session_from_profile"]
+__all__ = ["ProfileChain", "build", "from_profile", "read_chain", "session_from_profile"]
 
 Provider = SessionTokenProvider | AssumeRoleProvider
 
@@ -199,13 +200,15 @@ def _session_provider(
     mfa_callback: MfaCallback | None,
     cache: TokenCache | None,
     options: dict[str, Any],
-    default_callback: Callable[[str], MfaCallback] | None,
+    default_callback: Callable[[str | None], MfaCallback] | None,
 ) -> SessionTokenProvider:
     serial = options.pop("mfa_serial", None) or chain.mfa_serial
     duration = options.pop("session_duration_seconds", None) or chain.session_duration or 43200
     if serial is not None and mfa_callback is None:
-        if chain.mfa_process and default_callback is not None:
+        if default_callback is not None:
             mfa_callback = default_callback(chain.mfa_process)
+        elif chain.mfa_process:
+            mfa_callback = command_callback(chain.mfa_process)
         else:
             raise ConfigurationError(
                 f"Profile {chain.name!r} uses mfa_serial {serial}, but no mfa_callback was "
@@ -237,7 +240,6 @@ def from_profile(
     *,
     mfa_callback: MfaCallback | None = None,
     cache: TokenCache | None = None,
-    _default_callback: Callable[[str], MfaCallback] | None = None,
     **overrides: Any,
 ) -> Provider:
     """The provider a ``~/.aws/config`` profile means: an :class:`AssumeRoleProvider` for a
@@ -246,7 +248,8 @@ def from_profile(
 
     ``name=None`` follows botocore (``AWS_PROFILE``, then ``default``). Reads ``mfa_serial``
     (on the profile or any of its sources), ``duration_seconds``, ``role_arn``,
-    ``source_profile``, ``role_session_name``, ``external_id``, ``region`` and the root's
+    ``source_profile``, ``role_session_name``, ``external_id``, ``region``, ``mfa_process``
+    (a command printing the code, used when no ``mfa_callback`` is given) and the root's
     long-term keys; the STS client follows the root profile's settings (region,
     ``sts_regional_endpoints``, ``ca_bundle``, endpoint URLs), resolved by botocore.
 
@@ -259,9 +262,21 @@ def from_profile(
     or through ``asyncio.to_thread``. Raises :class:`ConfigurationError` for any problem in the
     profile chain, before any prompt or STS call.
     """
-    chain = read_chain(name)
+    return build(read_chain(name), mfa_callback=mfa_callback, cache=cache, **overrides)
+
+
+def build(
+    chain: ProfileChain,
+    *,
+    mfa_callback: MfaCallback | None = None,
+    cache: TokenCache | None = None,
+    default_callback: Callable[[str | None], MfaCallback] | None = None,
+    **overrides: Any,
+) -> Provider:
+    """The providers for a resolved chain. ``default_callback(mfa_process)`` picks the
+    callback when none is given and the chain uses MFA (the command line's order)."""
     session_options, shared, role_options = _split_options(dict(overrides), bool(chain.roles))
-    session = _session_provider(chain, mfa_callback, cache, session_options, _default_callback)
+    session = _session_provider(chain, mfa_callback, cache, session_options, default_callback)
     if not chain.roles:
         return session
     provider: Provider = session

@@ -1,0 +1,8 @@
+"""``python -m aio_sts_session``: the command line (see ``aio-sts-session --help``)."""
+
+import sys
+
+from ._cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,16 @@
+"""An MFA command for the CLI tests: prints the fake STS device's next unused code and logs it
+(so tests count prompts). Reads FAKE_TOTP_SECRET, FAKE_NOW (the fake's clock) and FAKE_MFA_LOG."""
+
+import os
+import pathlib
+
+import pyotp
+
+secret = os.environ["FAKE_TOTP_SECRET"]
+now = float(os.environ["FAKE_NOW"])
+log = pathlib.Path(os.environ["FAKE_MFA_LOG"])
+used = log.read_text().split() if log.exists() else []
+totp = pyotp.TOTP(secret)
+code = next(c for c in (totp.at(now + 30 * k) for k in (0, 1, -1)) if c not in used)
+log.write_text(" ".join([*used, code]))
+print(f"code: {code}")

@@ -1,0 +1,120 @@
+"""exec --server's keeper: renewing ahead of expiry, with the MFA prompt for a new session
+appearing well before the session ends while the command keeps running (simulated hours, one
+injected clock), and the endpoint's protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable
+
+import pytest
+from aiohttp import ClientSession
+
+from aio_sts_session import MfaRequest, SessionTokenProvider
+from aio_sts_session._server import Keeper, credential_app
+
+from .conftest import SERIAL, T0, FakeClock
+from .fake_sts import FakeSts
+
+MakeProvider = Callable[..., SessionTokenProvider]
+WINDOWS = {"prefetch_seconds": 1500, "stale_seconds": 960}  # what exec --server uses
+
+
+async def run_job(
+    hours: float,
+    session_hours: float,
+    make_provider: MakeProvider,
+    fake_sts: FakeSts,
+    clock: FakeClock,
+) -> list[float]:
+    """Run a job of ``hours`` against a 1-hour role on a ``session_hours`` MFA session, the
+    SDK fetching every minute; returns when (seconds into the job) each prompt appeared."""
+    start = clock()
+    prompts: list[float] = []
+
+    async def ask(request: MfaRequest) -> str:
+        prompts.append(clock() - start)
+        return fake_sts.fresh_code(SERIAL)
+
+    session = make_provider(mfa_callback=ask, duration_seconds=int(session_hours * 3600), **WINDOWS)
+    role = session.assume_role(fake_sts.add_role("job"), **WINDOWS)
+    keeper = Keeper([role, session], clock)
+    await role.credentials()  # before the command starts
+    while clock() - start < hours * 3600:
+        wait = await keeper.step()
+        clock.advance(min(wait, 60))
+        creds = await role.credentials()  # what the endpoint hands the SDK
+        left = creds.expiration.timestamp() - clock()
+        assert left > 15 * 60, f"served credentials with {left:.0f} s left"
+    await role.close()
+    await session.close()
+    assert all(c.outcome == "ok" for c in fake_sts.calls)
+    return prompts
+
+
+async def test_a_ten_hour_job_on_a_twelve_hour_session_costs_one_prompt(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    prompts = await run_job(10, 12, make_provider, fake_sts, clock)
+    assert prompts == [0.0]
+    assert len(fake_sts.role_calls) >= 10  # the 1-hour role renewed all along
+
+
+async def test_the_prompt_for_a_new_session_appears_ahead_of_its_end(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    prompts = await run_job(10, 4, make_provider, fake_sts, clock)
+    # One prompt per session, each 25 minutes before the session in hand ends.
+    assert len(prompts) == 3
+    for issued_at, next_prompt in itertools.pairwise(prompts):
+        session_end = issued_at + 4 * 3600
+        assert session_end - next_prompt >= 20 * 60, (next_prompt, session_end)
+    assert prompts[1] == pytest.approx(4 * 3600 - 1500, abs=120)
+
+
+async def test_keeper_run_sleeps_until_the_next_renewal(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    provider = make_provider(duration_seconds=3600, **WINDOWS)
+    await provider.credentials()
+    naps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        clock.advance(seconds)
+        if len(naps) == 40:
+            raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await Keeper([provider], clock).run(sleep)
+    assert max(naps) <= 60  # wakes at least every minute (a suspended laptop)
+    # renewed once, when the 25-minute prefetch window of the 1-hour session opened
+    assert [c.at - T0 for c in fake_sts.token_calls] == [0, pytest.approx(2100, abs=60)]
+    await provider.close()
+
+
+async def test_the_endpoint_refuses_requests_without_the_token(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    from aiohttp.test_utils import TestServer
+
+    provider = make_provider()
+    server = TestServer(credential_app(provider, "s3cret-token"), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with ClientSession() as http:
+            url = str(server.make_url("/anything"))
+            async with http.get(url) as missing:
+                assert missing.status == 401
+            async with http.get(url, headers={"Authorization": "nope"}) as wrong:
+                assert wrong.status == 403
+            assert fake_sts.calls == []  # refused before any credential work
+            async with http.get(url, headers={"Authorization": "s3cret-token"}) as ok:
+                assert ok.status == 200
+                body = await ok.json()
+    finally:
+        await server.close()
+        await provider.close()
+    assert set(body) == {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
+    assert body["Expiration"].endswith("Z")
