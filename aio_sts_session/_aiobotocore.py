@@ -12,19 +12,27 @@ What we rely on (checked on aiobotocore 2.25 and 3.x):
 We do not inherit ``AioRefreshableCredentials`` (its windows, lock and retry-per-waiter
 behaviour are what this library exists to avoid): ``ProviderCredentials`` is a small object
 with those four members, answering from the provider.
+
+aiobotocore (and aiohttp under it, ~0.3 s of imports) is imported when first needed: making an
+STS client, attaching, or a default session. Everything a warm cache needs (reading the
+profiles, finding the keys, the cache entry) uses botocore's configuration alone, so the
+command line answers from the cache without loading it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
+import inspect
 import os
+import sys
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import AioSession
+import botocore.session
 from botocore.config import Config
+from botocore.configprovider import ConfiguredEndpointProvider
 from botocore.credentials import CredentialProvider, ReadOnlyCredentials
 from botocore.exceptions import BotoCoreError, ProfileNotFound
 
@@ -32,12 +40,16 @@ from ._models import SessionCredentials
 from ._sts import SourceKeys, check_source_keys
 from .exceptions import ConfigurationError
 
+if TYPE_CHECKING:
+    from aiobotocore.session import AioSession
+
 __all__ = [
     "METHOD",
     "ProviderCredentials",
     "SourceResolver",
     "StsClientFactory",
     "attach",
+    "configured_endpoint",
     "default_region",
     "profile_session",
     "read_config",
@@ -46,17 +58,37 @@ __all__ = [
 
 METHOD = "custom-sts-session"
 
-#: Settings for the one STS client: botocore's standard retry mode (backoff with jitter;
-#: retries throttling, 5xx and connection errors by resending the same request, so the same
-#: code), timeouts that bound a persistent outage to well under a minute, and no keep-alive:
-#: STS is called once per refresh, hours apart, so an idle pooled connection would only hold a
-#: socket (bound to one event loop) between refreshes.
-DEFAULT_STS_CONFIG = AioConfig(
-    retries={"mode": "standard", "total_max_attempts": 4},
-    connect_timeout=5,
-    read_timeout=10,
-    connector_args={"force_close": True, "keepalive_timeout": None},
-)
+
+async def import_aiobotocore() -> None:
+    """Import aiobotocore (and aiohttp) in a worker thread the first time: ~0.3 s of imports
+    that would otherwise stall the event loop (other tasks keep running meanwhile)."""
+    if "aiobotocore.session" not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, "aiobotocore.session")
+    if "aiobotocore.config" not in sys.modules:
+        await asyncio.to_thread(importlib.import_module, "aiobotocore.config")
+
+
+def default_sts_config() -> Config:
+    """Settings for the one STS client: botocore's standard retry mode (backoff with jitter;
+    retries throttling, 5xx and connection errors by resending the same request, so the same
+    code), timeouts that bound a persistent outage to well under a minute, and no keep-alive:
+    STS is called once per refresh, hours apart, so an idle pooled connection would only hold
+    a socket (bound to one event loop) between refreshes."""
+    from aiobotocore.config import AioConfig
+
+    config: Config = AioConfig(
+        retries={"mode": "standard", "total_max_attempts": 4},
+        connect_timeout=5,
+        read_timeout=10,
+        connector_args={"force_close": True, "keepalive_timeout": None},
+    )
+    return config
+
+
+def new_session(profile: str | None = None) -> AioSession:
+    from aiobotocore.session import AioSession
+
+    return AioSession(profile=profile)
 
 
 class _Provider(Protocol):
@@ -65,7 +97,9 @@ class _Provider(Protocol):
     async def credentials(self) -> SessionCredentials: ...
 
 
-def default_region(session: AioSession, *, session_first: bool, fallback: str | None = None) -> str:
+def default_region(
+    session: botocore.session.Session, *, session_first: bool, fallback: str | None = None
+) -> str:
     """The STS region when none is given. ``session_first`` (a source or attached session):
     that session's region, then ``fallback`` (the named profile's, for a role profile), then
     ``AWS_REGION``; otherwise ``AWS_REGION`` first, then the default session's
@@ -78,7 +112,7 @@ def default_region(session: AioSession, *, session_first: bool, fallback: str | 
     return region or "us-east-1"
 
 
-async def read_config(session: AioSession) -> dict[str, Any]:
+async def read_config(session: botocore.session.Session) -> dict[str, Any]:
     """The session's profile settings, read (with botocore's loader, both files, once per
     session) in a worker thread so the event loop never waits on the disk."""
 
@@ -94,11 +128,34 @@ async def read_config(session: AioSession) -> dict[str, Any]:
     return await asyncio.to_thread(scoped)
 
 
-def read_profiles(name: str | None) -> tuple[str, bool, dict[str, dict[str, Any]], str]:
-    """Both AWS config files, read by botocore's loader: ``(profile name, named explicitly,
-    profiles, where they were read)``. ``name=None`` follows botocore (``AWS_PROFILE``,
-    ``AWS_DEFAULT_PROFILE``, then ``default``). Synchronous: reads the disk."""
-    reading = AioSession()
+def configured_endpoint(session: botocore.session.Session, config: Config | None) -> str | None:
+    """The STS endpoint URL the session's configuration names (``AWS_ENDPOINT_URL_STS``,
+    ``AWS_ENDPOINT_URL``, the profile's ``services`` section or ``endpoint_url``), resolved by
+    botocore's own provider exactly as client creation does, or ``None`` (AWS's endpoint for
+    the region), also when ``AWS_IGNORE_CONFIGURE_ENDPOINT_URLS`` / the config says to ignore
+    them. Call it after :func:`read_config`."""
+    ignore = getattr(config, "ignore_configured_endpoint_urls", None)
+    if ignore is None:
+        ignore = session.get_config_variable("ignore_configured_endpoint_urls")
+    if ignore:
+        return None
+    provider = ConfiguredEndpointProvider(
+        full_config=session.full_config,
+        scoped_config=session.get_scoped_config(),
+        client_name="sts",
+    )
+    url = provider.provide()
+    return str(url) if url else None
+
+
+def read_profiles(
+    name: str | None,
+) -> tuple[botocore.session.Session, str, bool, dict[str, dict[str, Any]], str]:
+    """Both AWS config files, read by botocore's loader: ``(the session that read them,
+    profile name, named explicitly, profiles, where they were read)``. ``name=None`` follows
+    botocore (``AWS_PROFILE``, ``AWS_DEFAULT_PROFILE``, then ``default``). Synchronous: reads
+    the disk (under a millisecond; making the session costs ~8 ms)."""
+    reading = botocore.session.Session()
     chosen = name or reading.get_config_variable("profile")
     where = (
         f"{reading.get_config_variable('config_file')} and "
@@ -108,23 +165,27 @@ def read_profiles(name: str | None) -> tuple[str, bool, dict[str, dict[str, Any]
         profiles = dict(reading.full_config.get("profiles", {}))
     except BotoCoreError as exc:
         raise ConfigurationError(f"The AWS config files ({where}) cannot be read: {exc}") from None
-    return chosen or "default", chosen is not None, profiles, where
+    return reading, chosen or "default", chosen is not None, profiles, where
 
 
-def profile_session(profile: str, keys: dict[str, str | None]) -> AioSession:
-    """A session for ``profile`` (botocore reads its settings when the STS client is made)
-    holding the long-term keys read from it."""
-    session = AioSession(profile=profile)
+def profile_session(
+    session: botocore.session.Session, profile: str, keys: dict[str, str | None]
+) -> botocore.session.Session:
+    """``session`` (the one that read the files: they are not read again) switched to
+    ``profile``, whose settings the STS client follows, holding the long-term keys read from
+    it."""
+    session.set_config_variable("profile", profile)
     session.set_credentials(
         keys["aws_access_key_id"], keys["aws_secret_access_key"], keys.get("aws_session_token")
     )
     return session
 
 
-def _botocore_session(session: Any) -> AioSession:
-    """An ``AioSession`` itself, or the one inside an ``aioboto3.Session``."""
+def _botocore_session(session: Any) -> botocore.session.Session:
+    """A source session: an ``AioSession`` itself, the one inside an ``aioboto3.Session``, or
+    a botocore session (its keys and configuration only: from_profile's)."""
     inner = getattr(session, "_session", session)
-    if not isinstance(inner, AioSession):
+    if not isinstance(inner, botocore.session.Session):
         raise ConfigurationError(
             f"Expected an aiobotocore AioSession or an aioboto3 Session, got "
             f"{type(session).__name__}. For botocore (sync) sessions this library does not apply."
@@ -135,7 +196,9 @@ def _botocore_session(session: Any) -> AioSession:
 async def _frozen_keys(creds: Any, method: str) -> SourceKeys | None:
     if creds is None:
         return None
-    frozen = await creds.get_frozen_credentials()
+    frozen = creds.get_frozen_credentials()
+    if inspect.isawaitable(frozen):  # aiobotocore's; botocore's answer at once
+        frozen = await frozen
     return SourceKeys(
         access_key_id=frozen.access_key or "",
         secret_access_key=frozen.secret_key or "",
@@ -151,8 +214,8 @@ class SourceResolver:
 
     def __init__(self, source_session: Any | None) -> None:
         self._explicit = _botocore_session(source_session) if source_session is not None else None
-        self._attached: AioSession | None = None
-        self._default: AioSession | None = None
+        self._attached: botocore.session.Session | None = None
+        self._default: botocore.session.Session | None = None
 
     def use_attached(self, session: Any) -> None:
         """Take long-term keys from ``session`` (being attached) unless ``source_session`` was
@@ -170,7 +233,7 @@ class SourceResolver:
                 "one provider per session, or pass source_session= to share one source of keys."
             )
 
-    def config_session(self) -> AioSession:
+    def config_session(self) -> botocore.session.Session:
         """The session whose configuration (profile, region, endpoints, ca_bundle, proxies)
         the STS client follows: ``source_session``, else the attached one, else a default
         session."""
@@ -179,7 +242,7 @@ class SourceResolver:
         if self._attached is not None:
             return self._attached
         if self._default is None:
-            self._default = AioSession()
+            self._default = new_session()
         return self._default
 
     @property
@@ -193,13 +256,22 @@ class SourceResolver:
             return "the attached session's credential chain"
         return "the default credential chain (environment, ~/.aws files)"
 
+    async def ready(self) -> None:
+        """Make the default session (importing aiobotocore off the loop) if it will be used."""
+        if self._explicit is None and self._attached is None and self._default is None:
+            await import_aiobotocore()
+            self.config_session()
+
     async def resolve(self) -> SourceKeys:
+        await self.ready()
         keys = await self._resolve()
         return check_source_keys(keys, self.describe())
 
     async def _resolve(self) -> SourceKeys | None:
         if self._explicit is not None:
-            creds = await self._explicit.get_credentials()
+            creds = self._explicit.get_credentials()
+            if inspect.isawaitable(creds):  # an AioSession's; a botocore session's is not
+                creds = await creds
             if isinstance(creds, ProviderCredentials):
                 # The source session is itself attached to a provider: look behind it.
                 return await _keys_behind_link(self._explicit)
@@ -210,11 +282,11 @@ class SourceResolver:
         return await _frozen_keys(await default.get_credentials(), "default chain")
 
 
-def _chain(session: AioSession) -> Any:
+def _chain(session: botocore.session.Session) -> Any:
     return session.get_component("credential_provider")
 
 
-async def _keys_behind_link(session: AioSession) -> SourceKeys | None:
+async def _keys_behind_link(session: botocore.session.Session) -> SourceKeys | None:
     """The keys an attached session had before ``attach`` (given explicitly or already
     resolved), else the first found by the providers after ours in its chain."""
     providers = list(_chain(session).providers)
@@ -238,7 +310,8 @@ class StsClientFactory:
     resolves what that profile configures: region, ``sts_regional_endpoints``, ``ca_bundle``,
     proxies and configured endpoint URLs (``AWS_ENDPOINT_URL_STS``, ``services`` sections,
     ``AWS_IGNORE_CONFIGURE_ENDPOINT_URLS``). ``region_name``/``endpoint_url`` override it.
-    After :meth:`get`, :attr:`region_name` and :attr:`endpoint_url` are the resolved values.
+    :meth:`target` says where the client will go without making it (a warm cache needs no
+    client); after :meth:`get`, :attr:`region_name` and :attr:`endpoint_url` are the client's.
     """
 
     def __init__(
@@ -247,7 +320,7 @@ class StsClientFactory:
         region_name: str | None,
         endpoint_url: str | None,
         config: Config | None,
-        session_for: Callable[[], AioSession],
+        session_for: Callable[[], botocore.session.Session],
         use_session_region: Callable[[], bool] = lambda: True,
         fallback_region: str | None = None,
     ) -> None:
@@ -255,7 +328,7 @@ class StsClientFactory:
         self.explicit_endpoint = endpoint_url
         self.region_name: str | None = region_name
         self.endpoint_url: str | None = endpoint_url
-        self._config = DEFAULT_STS_CONFIG if config is None else DEFAULT_STS_CONFIG.merge(config)
+        self._config = config  # merged over default_sts_config() when the client is made
         self._session_for = session_for
         self._use_session_region = use_session_region
         self._fallback_region = fallback_region
@@ -264,6 +337,22 @@ class StsClientFactory:
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._creating: asyncio.Lock | None = None
         self._creating_loop: asyncio.AbstractEventLoop | None = None
+        self._target: tuple[botocore.session.Session, str, str | None] | None = None
+        self._client_session: AioSession | None = None
+
+    async def target(self) -> tuple[str, str | None]:
+        """The region and the configured endpoint URL (``None``: AWS's endpoint for the
+        region) the client will use, as botocore resolves them for the configuration session;
+        the files are read in a worker thread, once."""
+        session = self._session_for()
+        if self._target is None or self._target[0] is not session:
+            await read_config(session)
+            region = self.explicit_region or default_region(
+                session, session_first=self._use_session_region(), fallback=self._fallback_region
+            )
+            endpoint = self.explicit_endpoint or configured_endpoint(session, self._config)
+            self._target = (session, region, endpoint)
+        return self._target[1], self._target[2]
 
     def derive(
         self, *, region_name: str | None, endpoint_url: str | None, config: Config | None
@@ -272,7 +361,7 @@ class StsClientFactory:
         return StsClientFactory(
             region_name=region_name or self.explicit_region,
             endpoint_url=endpoint_url or self.explicit_endpoint,
-            config=self._config if config is None else self._config.merge(config),
+            config=config if self._config is None else self._config.merge(config or Config()),
             session_for=self._session_for,
             use_session_region=self._use_session_region,
             fallback_region=self._fallback_region,
@@ -300,24 +389,38 @@ class StsClientFactory:
     async def _create(self, keys: SourceKeys, loop: asyncio.AbstractEventLoop) -> Any:
         wanted = (keys.access_key_id, keys.secret_access_key, keys.session_token)
         await self.close()
-        session = self._session_for()
-        await read_config(session)  # botocore reads the files now, in a thread, once
-        region = self.explicit_region or default_region(
-            session, session_first=self._use_session_region(), fallback=self._fallback_region
-        )
+        await import_aiobotocore()
+        region, endpoint = await self.target()
+        config = default_sts_config()
+        if self._config is not None:
+            config = config.merge(self._config)
+        session = await self._aio_session()
         self._client = await session.create_client(
             "sts",
             region_name=region,
-            endpoint_url=self.explicit_endpoint,
+            endpoint_url=endpoint,
             aws_access_key_id=keys.access_key_id,
             aws_secret_access_key=keys.secret_access_key,
             aws_session_token=keys.session_token,
-            config=self._config,
+            config=config,
         ).__aenter__()
         self.region_name = self._client.meta.region_name
         self.endpoint_url = self._client.meta.endpoint_url
         self._client_keys, self._client_loop = wanted, loop
         return self._client
+
+    async def _aio_session(self) -> AioSession:
+        """The configuration session itself when it is an ``AioSession``; for a botocore one
+        (from_profile's) an ``AioSession`` of the same profile, its files read off the loop."""
+        from aiobotocore.session import AioSession
+
+        session = self._session_for()
+        if isinstance(session, AioSession):
+            return session
+        if self._client_session is None:
+            self._client_session = new_session(session.get_config_variable("profile"))
+            await read_config(self._client_session)
+        return self._client_session
 
     async def close(self) -> None:
         client, loop = self._client, self._client_loop
@@ -397,7 +500,15 @@ def attach(
 ) -> None:
     """Put ``owner``'s credentials at the head of ``session``'s chain and make them the
     session's credentials now, even if it had resolved others already."""
+    from aiobotocore.session import AioSession
+
     inner = _botocore_session(session)
+    if not isinstance(inner, AioSession):
+        raise ConfigurationError(
+            f"attach() takes an aiobotocore AioSession or an aioboto3 Session, got "
+            f"{type(inner).__name__}: clients of a botocore (sync) session cannot await this "
+            "provider."
+        )
     chain = _chain(inner)
     for existing in chain.providers:
         if isinstance(existing, _ChainLink):

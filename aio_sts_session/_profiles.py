@@ -66,6 +66,7 @@ class ProfileChain:
     session_duration: int | None
     region: str | None  # the named profile's (a fallback after the source profile's)
     roles: tuple[RoleSettings, ...]
+    session: Any = dataclasses.field(default=None, repr=False, compare=False)  # read the files
 
 
 def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None:
@@ -83,7 +84,7 @@ def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None
 def read_chain(name: str | None) -> ProfileChain:
     """Read the config files (botocore's loader) and resolve ``name``'s chain, checking it
     whole. Synchronous: it reads the disk once (a few ms)."""
-    name, explicit, profiles, where = _aiobotocore.read_profiles(name)
+    session, name, explicit, profiles, where = _aiobotocore.read_profiles(name)
     if name not in profiles:
         if explicit:
             found = ", ".join(sorted(profiles)) or "none"
@@ -92,7 +93,7 @@ def read_chain(name: str | None) -> ProfileChain:
                 "(and AWS_PROFILE), or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE."
             )
         # No [default] profile and none asked for: the default chain (environment keys).
-        return ProfileChain(name, name, None, None, None, None, None, ())
+        return ProfileChain(name, name, None, None, None, None, None, ())  # a fresh session
     seen: list[str] = []
     roles: list[RoleSettings] = []
     current = name
@@ -172,6 +173,7 @@ def read_chain(name: str | None) -> ProfileChain:
         else _int_setting(root, root_settings, "duration_seconds"),
         region=profiles[name].get("region"),
         roles=tuple(reversed(roles)),
+        session=session,
     )
 
 
@@ -223,7 +225,7 @@ def _session_provider(
         )
     source = None
     if chain.keys is not None:
-        source = _aiobotocore.profile_session(chain.root, chain.keys)
+        source = _aiobotocore.profile_session(chain.session, chain.root, chain.keys)
     return SessionTokenProvider(
         mfa_serial=serial,
         mfa_callback=mfa_callback,

@@ -232,13 +232,17 @@ class _SessionTokenSource:
     async def plan(self) -> Plan:
         asker = await self.mfa()
         keys = await self.sources.resolve()
-        await self.sts.get(keys)  # resolves the region and endpoint the entry key names
-        return Plan(cache_key=self._cache_key(keys), fetch=lambda: self._fetch(keys, asker))
+        region, endpoint = await self.sts.target()  # no client: a warm cache needs none
+        return Plan(
+            cache_key=self._cache_key(keys, region, endpoint),
+            fetch=lambda: self._fetch(keys, asker),
+        )
 
     async def mfa(self) -> CodeAsker | None:
         """Who asks for codes, or ``None`` without MFA. With no ``mfa_serial`` given, the
         source session's profile may name one: then it is used (a callback is required), so a
         profile that demands MFA never gets a session without it."""
+        await self.sources.ready()
         session = self.sources.config_session()
         if self._mfa_settled_for is session:
             return self._asker
@@ -278,15 +282,17 @@ class _SessionTokenSource:
         """Who signs, for error messages: the IAM user's ARN once STS confirmed it."""
         return self.identity_arn or f"the IAM user of access key {keys.access_key_id}"
 
-    def _cache_key(self, keys: SourceKeys) -> str:
+    def _cache_key(self, keys: SourceKeys, region: str, endpoint: str | None) -> str:
+        """The entry: who, which device, how long, and which STS (the region, and an endpoint
+        URL only when one is configured: AWS's own endpoints of a region are one service)."""
         return "|".join(
             (
                 "v1",
                 keys.access_key_id,
                 self.serial or "-",
                 str(self.duration),
-                self.sts.region_name or "-",
-                self.sts.endpoint_url or "-",
+                region,
+                endpoint or "-",
             )
         )
 

@@ -224,12 +224,18 @@ class _RoleSource:
                 self.role.external_id or "-",
                 str(self.role.duration),
                 "direct" if self.direct else "chained",
-                self.sts.explicit_region or "-",
-                self.sts.explicit_endpoint or "-",
+                *await self._target(),
                 parent_key,
             )
         )
         return Plan(cache_key=key, fetch=self._fetch_direct if self.direct else self._fetch)
+
+    async def _target(self) -> tuple[str, str]:
+        """This role's STS, when it differs from the MFA session's (which its key names)."""
+        if self.sts.explicit_region is None and self.sts.explicit_endpoint is None:
+            return "-", "-"
+        region, endpoint = await self.sts.target()
+        return region, endpoint or "-"
 
     async def _fetch(self) -> CachedToken:
         """Chained: sign with the parent's credentials; renew them once if STS says they

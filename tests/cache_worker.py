@@ -20,6 +20,7 @@ import time
 
 START = time.perf_counter()
 
+import aiobotocore.session  # noqa: E402, F401  (an application of the library imports it anyway)
 import pyotp  # noqa: E402
 
 from aio_sts_session import (  # noqa: E402

@@ -146,6 +146,26 @@ async def test_credential_process_json_then_served_from_the_cache(cli: Cli) -> N
     assert oct(key_file.stat().st_mode & 0o777) == "0o600"  # apart from the cache, user-only
 
 
+async def test_a_warm_run_does_not_load_aiobotocore(cli: Cli) -> None:
+    """A run served from the cache needs botocore's configuration only: aiobotocore and
+    aiohttp (~0.3 s of imports) are not loaded (benchmarks/bench_cli.py has the figures)."""
+    await cli.run("credential-process", "--profile", "admin")
+    probe = (
+        "import sys; from aio_sts_session._cli import main; "
+        "status = main(['credential-process', '--profile', 'admin']); "
+        "sys.stderr.write(str(sorted(m for m in ('aiobotocore', 'aiohttp') if m in sys.modules)));"
+        "sys.exit(status)"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", probe, env=cli.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await process.communicate()
+    assert process.returncode == 0, err
+    assert json.loads(out)["AccessKeyId"].startswith("ASIA")
+    assert err.decode() == "[]"
+
+
 async def test_a_role_profile(cli: Cli) -> None:
     result = await cli.run("credential-process", "--profile", "admin")
     assert result.status == 0, result.err
