@@ -194,3 +194,17 @@ async def test_clients_created_before_attach_keep_their_credentials(
     assert signers[:2] == [ACCESS_KEY, ACCESS_KEY]
     assert signers[2].startswith("ASIA")
     assert len(signers) == 3
+
+
+async def test_a_botocore_session_is_a_source_of_keys_but_cannot_be_attached(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    import botocore.session
+
+    sync_session = botocore.session.Session()
+    sync_session.set_credentials(ACCESS_KEY, SECRET_KEY)
+    provider = make_provider(source_session=sync_session)
+    await provider.credentials()
+    assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY
+    with pytest.raises(ConfigurationError, match="botocore \\(sync\\) session"):
+        provider.attach(botocore.session.Session())

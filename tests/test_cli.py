@@ -466,3 +466,50 @@ def test_the_mfa_command_helper_gives_unused_codes(tmp_path: Path) -> None:
     ]
     totp = pyotp.TOTP(secret)
     assert codes == [totp.at(1800000000), totp.at(1800000030), totp.at(1799999970)]
+
+
+@pytest.mark.parametrize(
+    ("lifetime", "left", "renewed"),
+    [(3600, 930, True), (3600, 600, True), (3600, 990, False), (900, 600, False)],
+)
+async def test_credential_process_renews_before_the_sdks_15_minute_window(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch, lifetime: int, left: int, renewed: bool
+) -> None:
+    """Cached credentials with less than 16 minutes left: botocore would run the process again
+    on every call within a minute, so they are renewed now when the lifetime allows (15.5 min
+    left is only in the prefetch window of a 1-hour credential, which a one-shot process
+    would serve as it is: this rule renews it). 16.5 min left is served. A 15-minute
+    credential cannot do better than it is: served as it is, with no call and no prompt."""
+    import aio_sts_session as ass
+    from aio_sts_session import CachedToken, EncryptedFileCache, SessionCredentials
+
+    key = EncryptedFileCache.generate_key()
+    for name, value in {**cli.env, "AIO_STS_SESSION_CACHE_KEY": key}.items():
+        monkeypatch.setenv(name, value)
+
+    async def never(request: object) -> str:
+        raise AssertionError("no prompt here")
+
+    provider = ass.from_profile("base", mfa_callback=never)
+    entry = await provider._entry_key()  # computed from the configuration: no STS call
+    await provider.close()
+    expires = time.time() + left
+    old = SessionCredentials(
+        "ASIAOLDOLDOLD", "old-secret", "old-token",
+        dt.datetime.fromtimestamp(expires, dt.timezone.utc),
+    )  # fmt: skip
+    cache = EncryptedFileCache(cli.home / ".cache" / "aio-sts-session", key=key)
+    await cache.store(entry, CachedToken(old, expires_at=expires, lifetime=lifetime))
+    result = await cli.run(
+        "credential-process", "--profile", "base", env={"AIO_STS_SESSION_CACHE_KEY": key}
+    )
+    assert result.status == 0, result.err
+    data = json.loads(result.out)
+    if renewed:
+        assert data["AccessKeyId"] != "ASIAOLDOLDOLD"
+        assert len(cli.fake.token_calls) == 1
+        assert cli.prompts == 1
+    else:
+        assert data["AccessKeyId"] == "ASIAOLDOLDOLD"
+        assert cli.fake.calls == []
+        assert cli.prompts == 0
