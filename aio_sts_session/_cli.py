@@ -23,7 +23,6 @@ from ._callbacks import HOW_TO_PROVIDE_A_CODE, CommandCallback, TerminalPrompt
 from ._engine import RefreshEngine
 from ._models import MfaCallback, MfaRequest, SessionCredentials
 from ._profiles import ProfileChain, build, read_chain
-from ._provider import SessionTokenProvider
 from ._role import AssumeRoleProvider
 from .exceptions import MfaError, StsSessionError
 
@@ -204,10 +203,10 @@ async def _fresh_enough(provider: RefreshEngine) -> SessionCredentials:
     return creds
 
 
-def _region(provider: RefreshEngine, chain: ProfileChain) -> str | None:
-    root = _chain_of(provider)[-1]
-    assert isinstance(root, SessionTokenProvider)
-    return chain.region or root._sts.region_name
+def _region(chain: ProfileChain) -> str | None:
+    """The region for the command's tools: the named profile's, else its source's (the
+    environment's own AWS_REGION is inherited otherwise)."""
+    return chain.region or chain.source_region
 
 
 def _credential_env(creds: SessionCredentials, region: str | None) -> dict[str, str]:
@@ -258,7 +257,7 @@ async def env_command(args: argparse.Namespace) -> int:
     provider, chain = _open(args, prefetch=SDK_WINDOW + MARGIN, stale=SDK_WINDOW + MARGIN)
     try:
         creds = await _fresh_enough(provider)
-        env = _credential_env(creds, _region(provider, chain))
+        env = _credential_env(creds, _region(chain))
     finally:
         await provider.close()
     if args.format == "json":
@@ -302,7 +301,7 @@ async def exec_command(args: argparse.Namespace) -> tuple[list[str], dict[str, s
         provider, chain = _open(args, prefetch=SERVER_PREFETCH, stale=SDK_WINDOW + MARGIN)
         try:
             return await run_with_server(
-                _chain_of(provider), argv, _child_env(chain), lambda: _region(provider, chain)
+                _chain_of(provider), argv, _child_env(chain), _region(chain)
             )
         finally:
             for member in _chain_of(provider):
@@ -311,7 +310,7 @@ async def exec_command(args: argparse.Namespace) -> tuple[list[str], dict[str, s
     try:
         creds = await _fresh_enough(provider)
         env = _child_env(chain)
-        env.update(_credential_env(creds, _region(provider, chain)))
+        env.update(_credential_env(creds, _region(chain)))
     finally:
         await provider.close()
     return argv, env

@@ -65,6 +65,7 @@ class ProfileChain:
     mfa_process: str | None
     session_duration: int | None
     region: str | None  # the named profile's (a fallback after the source profile's)
+    source_region: str | None  # the root (source) profile's
     roles: tuple[RoleSettings, ...]
     session: Any = dataclasses.field(default=None, repr=False, compare=False)  # read the files
 
@@ -93,7 +94,7 @@ def read_chain(name: str | None) -> ProfileChain:
                 "(and AWS_PROFILE), or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE."
             )
         # No [default] profile and none asked for: the default chain (environment keys).
-        return ProfileChain(name, name, None, None, None, None, None, ())  # a fresh session
+        return ProfileChain(name, name, None, None, None, None, None, None, ())  # a fresh session
     seen: list[str] = []
     roles: list[RoleSettings] = []
     current = name
@@ -172,6 +173,7 @@ def read_chain(name: str | None) -> ProfileChain:
         if root == name and roles
         else _int_setting(root, root_settings, "duration_seconds"),
         region=profiles[name].get("region"),
+        source_region=root_settings.get("region"),
         roles=tuple(reversed(roles)),
         session=session,
     )

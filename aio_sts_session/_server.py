@@ -35,30 +35,35 @@ MAX_NAP = 60.0
 
 
 class Keeper:
-    """Renews each provider when its prefetch window opens (or its backoff ends)."""
+    """Renews each provider when its prefetch window opens (or its backoff ends), each on its
+    own schedule: a renewal waiting for a human (the MFA session's prompt) holds up no other."""
 
     def __init__(self, providers: Sequence[RefreshEngine], clock: Callable[[], float]) -> None:
         self.providers = list(providers)
         self.clock = clock
 
-    async def step(self) -> float:
-        """Renew what is due (one at a time, the MFA session last so a role renewal that
-        needs it renews it first); returns seconds until the next provider is due."""
-        for provider in self.providers:
+    async def renew_if_due(self, provider: RefreshEngine) -> float:
+        """Renew ``provider`` if due; returns seconds until it is due next (at least 1)."""
+        due = provider._next_refresh_at()
+        if due is not None and due <= self.clock():
+            try:
+                await provider.refresh()
+            except StsSessionError as exc:
+                logger.warning("Renewing ahead of expiry failed: %s", exc)
             due = provider._next_refresh_at()
-            if due is not None and due <= self.clock():
-                try:
-                    await provider.refresh()
-                except StsSessionError as exc:
-                    logger.warning("Renewing ahead of expiry failed: %s", exc)
-        now = self.clock()
-        upcoming = [p._next_refresh_at() for p in self.providers]
-        pending = [due - now for due in upcoming if due is not None]
-        return max(min(pending, default=MAX_NAP), 1.0)
+        return max((due if due is not None else self.clock()) - self.clock(), 1.0)
+
+    async def step(self) -> float:
+        """Renew every provider that is due, together; seconds until the next is due."""
+        waits = await asyncio.gather(*(self.renew_if_due(p) for p in self.providers))
+        return min(waits, default=MAX_NAP)
 
     async def run(self, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        while True:
-            await sleep(min(await self.step(), MAX_NAP))
+        async def keep(provider: RefreshEngine) -> None:
+            while True:
+                await sleep(min(await self.renew_if_due(provider), MAX_NAP))
+
+        await asyncio.gather(*(keep(p) for p in self.providers))
 
 
 def credential_app(provider: RefreshEngine, token: str) -> web.Application:
@@ -93,7 +98,7 @@ async def run_with_server(
     chain: Sequence[RefreshEngine],
     argv: list[str],
     env: dict[str, str],
-    region: Callable[[], str | None],
+    region: str | None,
 ) -> int:
     """Obtain credentials, start the endpoint, run the command, keep renewing until it
     exits; returns its exit status (128 + signal number if a signal ended it)."""
@@ -108,8 +113,8 @@ async def run_with_server(
     env = dict(env)
     env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://127.0.0.1:{port}/"
     env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
-    if region():
-        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region() or ""
+    if region:
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
     keeper = asyncio.create_task(Keeper(chain, provider._clock).run())
     loop = asyncio.get_running_loop()
     try:

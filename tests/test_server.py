@@ -118,3 +118,37 @@ async def test_the_endpoint_refuses_requests_without_the_token(
         await provider.close()
     assert set(body) == {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
     assert body["Expiration"].endswith("Z")
+
+
+async def test_a_prompt_waiting_for_a_human_holds_up_no_other_renewal(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    answer = asyncio.Event()
+    asked = asyncio.Event()
+    prompts = 0
+
+    async def ask(request: MfaRequest) -> str:
+        nonlocal prompts
+        prompts += 1
+        if prompts > 1:  # the renewal's prompt: the human is away for now
+            asked.set()
+            await answer.wait()
+        return fake_sts.fresh_code(SERIAL)
+
+    session = make_provider(mfa_callback=ask, duration_seconds=4 * 3600, **WINDOWS)
+    role = session.assume_role(fake_sts.add_role("job"), **WINDOWS)
+    keeper = Keeper([role, session], clock)
+    first = await role.credentials()
+    clock.advance(4 * 3600 - 1200)  # the session is in its prefetch window; the role expired
+    waiting = asyncio.ensure_future(keeper.renew_if_due(session))
+    await asked.wait()
+    await keeper.renew_if_due(role)  # renewed on the current session while the prompt waits
+    renewed = await role.credentials()
+    assert renewed != first
+    assert renewed.expiration.timestamp() - clock() > 3000
+    assert not waiting.done()
+    answer.set()
+    await waiting
+    assert prompts == 2
+    await role.close()
+    await session.close()
