@@ -367,3 +367,25 @@ async def test_no_default_profile_falls_back_to_the_environment_keys(
     await provider.credentials()
     assert fake_sts.token_calls[0].access_key_id == ACCESS_KEY
     await provider.close()
+
+
+async def test_mfa_process_in_the_profile_gives_the_code(
+    aws_files: Any, fake_sts: FakeSts, clock: FakeClock, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import sys
+
+    helper = Path(__file__).parent / "mfa_command.py"
+    aws_files(
+        STANDARD.replace(
+            "services = fake\n", f"services = fake\nmfa_process = {sys.executable} {helper}\n", 1
+        )
+    )
+    monkeypatch.setenv("FAKE_TOTP_SECRET", fake_sts.devices[SERIAL])
+    monkeypatch.setenv("FAKE_NOW", repr(clock()))
+    monkeypatch.setenv("FAKE_MFA_LOG", str(tmp_path / "mfa.log"))
+    provider = ass.from_profile("admin", clock=clock)  # no mfa_callback: the profile's command
+    fake_sts.add_role("admin")
+    await provider.credentials()
+    assert [c.outcome for c in fake_sts.token_calls] == ["ok"]
+    assert len((tmp_path / "mfa.log").read_text().split()) == 1
+    await provider.close()
