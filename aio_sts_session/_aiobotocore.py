@@ -339,6 +339,7 @@ class StsClientFactory:
         self._creating_loop: asyncio.AbstractEventLoop | None = None
         self._target: tuple[botocore.session.Session, str, str | None] | None = None
         self._client_session: AioSession | None = None
+        self._parent: StsClientFactory | None = None
 
     async def target(self) -> tuple[str, str | None]:
         """The region and the configured endpoint URL (``None``: AWS's endpoint for the
@@ -358,7 +359,7 @@ class StsClientFactory:
         self, *, region_name: str | None, endpoint_url: str | None, config: Config | None
     ) -> StsClientFactory:
         """A factory for another identity (a role's) with this one's configuration."""
-        return StsClientFactory(
+        child = StsClientFactory(
             region_name=region_name or self.explicit_region,
             endpoint_url=endpoint_url or self.explicit_endpoint,
             config=config if self._config is None else self._config.merge(config or Config()),
@@ -366,6 +367,8 @@ class StsClientFactory:
             use_session_region=self._use_session_region,
             fallback_region=self._fallback_region,
         )
+        child._parent = self  # one AioSession for all: botocore loads the STS model once
+        return child
 
     async def get(self, keys: SourceKeys) -> Any:
         """The client for these keys on the running loop (a client is bound to the loop that
@@ -414,6 +417,8 @@ class StsClientFactory:
         (from_profile's) an ``AioSession`` of the same profile, its files read off the loop."""
         from aiobotocore.session import AioSession
 
+        if self._parent is not None:
+            return await self._parent._aio_session()
         session = self._session_for()
         if isinstance(session, AioSession):
             return session
