@@ -113,6 +113,32 @@ class MemoryCache:
             lock.release()
 
 
+def keyring_key(service: str, username: str) -> str:
+    """The cache key kept in the OS keyring under ``service``/``username``, made and stored
+    there on first use. Needs the ``keyring`` package."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError as exc:
+        raise ConfigurationError(
+            "Keeping the cache key in the OS keyring needs the keyring package: "
+            "pip install 'aio-sts-session[keyring]' (or pass key= yourself)."
+        ) from exc
+    try:
+        key = keyring.get_password(service, username)
+        if key is None:
+            key = EncryptedFileCache.generate_key()
+            keyring.set_password(service, username, key)
+    except KeyringError as exc:
+        raise ConfigurationError(
+            f"The OS keyring could not store or return the cache key ({type(exc).__name__}): "
+            "unlock it or configure a keyring backend, or pass the key another way (key=; for "
+            "the command line AIO_STS_SESSION_CACHE_KEY, or "
+            "PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring for a key file)."
+        ) from exc
+    return str(key)
+
+
 def _decode_key(key: str | bytes) -> bytes:
     if isinstance(key, str):
         try:
@@ -213,24 +239,7 @@ class EncryptedFileCache:
         """A cache whose key lives in the OS keyring (macOS Keychain, Windows Credential
         Locker, Secret Service), made and stored there on first use. Needs the ``keyring``
         package: ``pip install 'aio-sts-session[keyring]'``."""
-        try:
-            import keyring
-            from keyring.errors import KeyringError
-        except ImportError as exc:
-            raise ConfigurationError(
-                "EncryptedFileCache.from_keyring needs the keyring package: "
-                "pip install 'aio-sts-session[keyring]' (or pass key= yourself)."
-            ) from exc
-        try:
-            key = keyring.get_password(service, username)
-            if key is None:
-                key = cls.generate_key()
-                keyring.set_password(service, username, key)
-        except KeyringError as exc:
-            raise ConfigurationError(
-                f"The OS keyring could not store or return the cache key ({type(exc).__name__}):"
-                " configure a keyring backend, or pass key= from another secret store."
-            ) from exc
+        key = keyring_key(service, username)
         return cls(directory, key=key, lock_timeout=lock_timeout)
 
     def __repr__(self) -> str:

@@ -19,7 +19,7 @@ from typing import Any
 
 import platformdirs
 
-from ._cache import EncryptedFileCache
+from ._cache import EncryptedFileCache, keyring_key
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -87,9 +87,10 @@ def resolve_cache_key() -> KeySource:
     if from_env:
         _check(from_env, f"{ENV_KEY} is not a cache key")
         return KeySource(from_env, f"the environment variable {ENV_KEY}")
-    backend = _keyring()
-    if backend is not None:
-        return KeySource(_from_keyring(backend), describe_key_source())
+    if _keyring() is not None:
+        key = keyring_key(KEYRING_SERVICE, KEYRING_USERNAME)
+        _check(key, f"The cache key in the OS keyring (service {KEYRING_SERVICE!r})")
+        return KeySource(key, describe_key_source())
     path = key_file_path()
     return KeySource(_from_key_file(path), f"the key file {path}")
 
@@ -102,22 +103,6 @@ def _check(key: str, problem: str) -> None:
             f"{problem}: it must be 32 random bytes in URL-safe base64 (python -c 'import "
             "aio_sts_session as a; print(a.EncryptedFileCache.generate_key())')."
         ) from None
-
-
-def _from_keyring(backend: Any) -> str:
-    try:
-        key = backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
-        if key is None:
-            key = EncryptedFileCache.generate_key()
-            backend.set_password(KEYRING_SERVICE, KEYRING_USERNAME, key)
-    except Exception as exc:
-        raise ConfigurationError(
-            f"The OS keyring could not give the cache key ({type(exc).__name__}): unlock it, "
-            f"or set {ENV_KEY}, or disable the keyring "
-            "(PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring) to use a key file."
-        ) from None
-    _check(str(key), f"The cache key in the OS keyring (service {KEYRING_SERVICE!r})")
-    return str(key)
 
 
 def _from_key_file(path: Path) -> str:

@@ -11,6 +11,7 @@ import dataclasses
 import datetime as _dt
 import email.utils
 import enum
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
@@ -306,20 +307,35 @@ def _server_date(response: dict[str, Any]) -> float | None:
         return None
 
 
-async def call_get_caller_identity(client: Any, *, key_id: str) -> tuple[str, str]:
-    """Check the long-term keys with STS (GetCallerIdentity needs no permission) and return
-    their account id and ARN. Raises :class:`SourceCredentialsError` if STS refuses them."""
+async def _send(
+    action: str,
+    request: Awaitable[dict[str, Any]],
+    on_client_error: Callable[[ClientError], Exception],
+) -> dict[str, Any]:
+    """Await one STS call (botocore retries transient faults), mapping its failures: STS's
+    error answers by ``on_client_error``, transport failures to :class:`StsUnavailableError`,
+    an answer that does not parse to :class:`StsError`."""
     try:
-        response = await client.get_caller_identity()
+        return await request
     except ClientError as exc:
-        raise _map_client_error(exc, None, key_id) from exc
+        raise on_client_error(exc) from exc
     except BotoCoreError as exc:
         raise _map_botocore_error(exc) from exc
     except ResponseParserError as exc:
         raise StsError(
-            "STS's answer to GetCallerIdentity could not be parsed (a proxy or a broken "
-            "endpoint in between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
+            f"STS's answer to {action} could not be parsed (a proxy or a broken endpoint in "
+            "between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
         ) from exc
+
+
+async def call_get_caller_identity(client: Any, *, key_id: str) -> tuple[str, str]:
+    """Check the long-term keys with STS (GetCallerIdentity needs no permission) and return
+    their account id and ARN. Raises :class:`SourceCredentialsError` if STS refuses them."""
+    response = await _send(
+        "GetCallerIdentity",
+        client.get_caller_identity(),
+        lambda exc: _map_client_error(exc, None, key_id),
+    )
     return str(response.get("Account", "")), str(response.get("Arn", ""))
 
 
@@ -349,17 +365,11 @@ async def call_get_session_token(
     if serial is not None:
         params["SerialNumber"] = serial
         params["TokenCode"] = code
-    try:
-        response = await client.get_session_token(**params)
-    except ClientError as exc:
-        raise _map_client_error(exc, serial, key_id) from exc
-    except BotoCoreError as exc:
-        raise _map_botocore_error(exc) from exc
-    except ResponseParserError as exc:
-        raise StsError(
-            "STS's answer to GetSessionToken could not be parsed (a proxy or a broken "
-            "endpoint in between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
-        ) from exc
+    response = await _send(
+        "GetSessionToken",
+        client.get_session_token(**params),
+        lambda exc: _map_client_error(exc, serial, key_id),
+    )
     return _token(response, "GetSessionToken", clock())
 
 
@@ -394,15 +404,9 @@ async def call_assume_role(
     if serial is not None and code is not None:
         params["SerialNumber"] = serial
         params["TokenCode"] = code
-    try:
-        response = await client.assume_role(**params)
-    except ClientError as exc:
-        raise _map_client_error(exc, serial, key_id, role) from exc
-    except BotoCoreError as exc:
-        raise _map_botocore_error(exc) from exc
-    except ResponseParserError as exc:
-        raise StsError(
-            "STS's answer to AssumeRole could not be parsed (a proxy or a broken endpoint in "
-            "between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
-        ) from exc
+    response = await _send(
+        "AssumeRole",
+        client.assume_role(**params),
+        lambda exc: _map_client_error(exc, serial, key_id, role),
+    )
     return _token(response, "AssumeRole", clock())

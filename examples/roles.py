@@ -30,6 +30,7 @@ from pathlib import Path
 import pyotp
 from aiobotocore.session import AioSession
 from moto.server import ThreadedMotoServer
+from quickstart import create_iam_user  # the same local IAM user as the quick start
 
 import aio_sts_session as ass
 from aio_sts_session import EncryptedFileCache, MfaRequest
@@ -42,7 +43,9 @@ TRUST = (
 
 
 async def create_user_and_roles(endpoint: str) -> tuple[str, str, str, pyotp.TOTP]:
-    """An IAM user with keys and a virtual MFA device, and roles it may assume with MFA."""
+    """The quick start's IAM user (keys and a virtual MFA device), and roles it may assume
+    with MFA, for up to 12 hours."""
+    user = await create_iam_user(endpoint)
     async with AioSession().create_client(
         "iam",
         endpoint_url=endpoint,
@@ -50,23 +53,11 @@ async def create_user_and_roles(endpoint: str) -> tuple[str, str, str, pyotp.TOT
         aws_access_key_id="AKIAADMINEXAMPLE0000",
         aws_secret_access_key="admin-secret",
     ) as iam:
-        await iam.create_user(UserName="alice")
-        key = (await iam.create_access_key(UserName="alice"))["AccessKey"]
-        device = (await iam.create_virtual_mfa_device(VirtualMFADeviceName="alice"))[
-            "VirtualMFADevice"
-        ]
-        totp = pyotp.TOTP(device["Base32StringSeed"].decode())
-        await iam.enable_mfa_device(
-            UserName="alice",
-            SerialNumber=device["SerialNumber"],
-            AuthenticationCode1=totp.now(),
-            AuthenticationCode2=totp.at(time.time() + 30),
-        )
         for name in ("admin", "reader", "deploy", "audit", "billing", "network"):
             await iam.create_role(
                 RoleName=name, AssumeRolePolicyDocument=TRUST, MaxSessionDuration=43200
             )
-    return key["AccessKeyId"], key["SecretAccessKey"], device["SerialNumber"], totp
+    return user
 
 
 def write_aws_files(home: Path, endpoint: str, access_key: str, secret: str, serial: str) -> None:
