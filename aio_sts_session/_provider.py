@@ -156,13 +156,13 @@ class SessionTokenProvider(RefreshEngine):
         external_id: str | None = None,
         **options: Any,
     ) -> AssumeRoleProvider:
-        """An :class:`AssumeRoleProvider` for ``role_arn`` on this MFA session: its credentials
-        come from AssumeRole signed with this provider's session credentials, so every role
-        shares this session's one prompt. ``duration_seconds`` above 3600 (AWS's cap for role
-        chaining) assumes the role with the long-term keys and an MFA code instead (one
-        prompt per role refresh). Region, endpoint, cache and clock are this provider's unless
-        given in ``options`` (``region_name``, ``endpoint_url``, ``cache``,
-        ``prefetch_seconds``, ``stale_seconds``, ``sts_config``)."""
+        """An :class:`AssumeRoleProvider` for ``role_arn`` on this provider's credentials: every
+        role on one MFA session shares its one prompt. ``duration_seconds`` above 3600 (AWS's
+        cap for role chaining) assumes the role with the long-term keys and an MFA code instead
+        (one prompt per role refresh); on a role provider (a chain of roles) it is refused.
+        Region, endpoint, cache and clock are this provider's unless given in ``options``
+        (``region_name``, ``endpoint_url``, ``cache``, ``prefetch_seconds``,
+        ``stale_seconds``, ``sts_config``). The same method serves both providers."""
         from ._role import AssumeRoleProvider
 
         return AssumeRoleProvider(

@@ -144,24 +144,8 @@ class AssumeRoleProvider(RefreshEngine):
         )
         self._sts = role_source.sts
 
-    def assume_role(
-        self,
-        role_arn: str,
-        *,
-        duration_seconds: int = 3600,
-        role_session_name: str | None = None,
-        external_id: str | None = None,
-        **options: Any,
-    ) -> AssumeRoleProvider:
-        """A role assumed with this role's credentials (role chaining: at most 3600 s)."""
-        return AssumeRoleProvider(
-            role_arn,
-            source=self,
-            duration_seconds=duration_seconds,
-            role_session_name=role_session_name,
-            external_id=external_id,
-            **options,
-        )
+    # Roles on this role (role chaining, at most 3600 s): the session provider's method.
+    assume_role = SessionTokenProvider.assume_role
 
     async def close(self) -> None:
         """Cancel any refresh in flight and close this provider's STS client (and its source
