@@ -20,9 +20,13 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import math
 import os
+import stat
 import struct
+import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -43,6 +47,26 @@ _MAGIC = b"ASTS\x01"
 _HEADER = struct.Struct(">5sd")
 _NONCE_BYTES = 12
 _SUFFIX = ".token"
+_TEMPORARY_PREFIX = ".tmp-"
+#: An entry is a few hundred bytes (a role's session token is the largest part): anything
+#: larger than this is not one, and is not read.
+MAX_ENTRY_BYTES = 64 * 1024
+#: Entries are deleted (pruned) only once expired by more than this, in this process's clock:
+#: a process whose clock runs ahead (STS tolerates 15 minutes; a broken clock, hours) must not
+#: delete entries that every other process still uses. Expired entries are misses anyway.
+PRUNE_MARGIN = 24 * 3600.0
+#: A temporary file older than this was left by a writer that died (a write takes
+#: milliseconds): it is deleted.
+TEMPORARY_MAX_AGE = 600.0
+#: After the directory or a lock failed (a passing EMFILE, a full disk), the disk is tried
+#: again this many seconds later; meanwhile that work is done in memory.
+DISK_RETRY_SECONDS = 30.0
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 @runtime_checkable
@@ -155,6 +179,43 @@ def _decode_key(key: str | bytes) -> bytes:
     return raw
 
 
+def _read_regular_file(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of ``path``, refusing (``OSError``) anything that is not a
+    regular file: a symlink (to ``/dev/zero``), a FIFO (planted to hang the reader), a device.
+    Opened without blocking, so a FIFO is refused rather than waited on; a larger file than
+    ``limit`` raises ``ValueError``."""
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if info.st_size > limit:
+            raise ValueError(f"larger than {limit} bytes")
+        with os.fdopen(os.dup(fd), "rb") as fh:
+            data = fh.read(limit + 1)
+    finally:
+        os.close(fd)
+    if len(data) > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    return data
+
+
+def make_private_directory(path: Path) -> None:
+    """Create ``path`` and every missing parent with mode 0700 (whatever the umask: under
+    umask 000 ``mkdir -p`` makes world-writable parents such as ``~/.cache``)."""
+    missing: list[Path] = []
+    current = path
+    while not current.exists():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+            os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+
+
 def _token_to_json(token: CachedToken) -> bytes:
     c = token.credentials
     return json.dumps(
@@ -218,7 +279,7 @@ class EncryptedFileCache:
         self.directory = Path(os.path.expanduser(os.fspath(directory)))
         self._clock: Clock = clock or system_clock
         self._memory = MemoryCache()
-        self._degraded = False
+        self._disk_retry_at = -math.inf  # after a failure: memory only until then
         self._dir_checked = False
         self._read_only = False
 
@@ -254,14 +315,26 @@ class EncryptedFileCache:
 
     def _ensure_directory(self) -> bool:
         """Create the directory 0700 if needed. True if entries can be read from it (it may
-        still be read-only: then tokens are written to memory only, see :meth:`_writable`)."""
-        if self._degraded:
+        still be read-only: then tokens are written to memory only, see :meth:`_writable`).
+        A directory owned by another user is refused: whoever owns it can replace, delete or
+        plant entries."""
+        if self._clock() < self._disk_retry_at:
             return False
         if self._dir_checked:
             return True
         try:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            mode = self.directory.stat().st_mode & 0o777
+            make_private_directory(self.directory)
+            info = self.directory.stat()
+            if sys.platform != "win32" and info.st_uid != os.getuid():
+                logger.warning(
+                    "Credential cache directory %s belongs to another user (uid %d): not using "
+                    "it (tokens stay in this process's memory). Pick a directory of your own.",
+                    self.directory,
+                    info.st_uid,
+                )
+                self._disk_retry_at = math.inf
+                return False
+            mode = stat.S_IMODE(info.st_mode)
             if mode & 0o077:
                 logger.warning(
                     "Credential cache directory %s is accessible to other users (mode %o); "
@@ -290,15 +363,20 @@ class EncryptedFileCache:
         return self._ensure_directory() and not self._read_only
 
     def _degrade(self, exc: OSError) -> None:
-        if not self._degraded:
-            self._degraded = True
+        """Keep tokens in memory for a while after the disk failed; try it again later (a
+        passing ``EMFILE`` must not cost the shared cache for the rest of the process)."""
+        if self._clock() >= self._disk_retry_at:
             logger.warning(
                 "Credential cache directory %s is unusable (%s: %s); keeping tokens in memory "
-                "only for this process. Fix the directory's permissions or pick another one.",
+                "only, and trying the disk again in %.0f s. Fix the directory's permissions or "
+                "pick another one if this persists.",
                 self.directory,
                 type(exc).__name__,
                 exc.strerror or exc,
+                DISK_RETRY_SECONDS,
             )
+        self._disk_retry_at = self._clock() + DISK_RETRY_SECONDS
+        self._dir_checked = False
 
     # -- encryption ----------------------------------------------------------------------------
 
@@ -333,14 +411,14 @@ class EncryptedFileCache:
     def _read_sync(self, key: str) -> CachedToken | None:
         path = self.path_for(key)
         try:
-            blob = path.read_bytes()
+            blob = _read_regular_file(path, MAX_ENTRY_BYTES)
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             logger.warning(
                 "Could not read credential cache entry %s (%s); treating it as a miss.",
                 path,
-                exc.strerror or exc,
+                exc.strerror if isinstance(exc, OSError) and exc.strerror else exc,
             )
             return None
         try:
@@ -354,15 +432,13 @@ class EncryptedFileCache:
             )
             return None
         if token.expires_at <= self._clock():
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return None
+            return None  # a miss; deleted by a prune once long expired
         return token
 
     def _write_sync(self, key: str, token: CachedToken) -> None:
         path = self.path_for(key)
         blob = self._seal(key, token)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=_SUFFIX, dir=self.directory)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, suffix=_SUFFIX, dir=self.directory)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as fh:
@@ -383,16 +459,17 @@ class EncryptedFileCache:
         self._prune_sync()
 
     def _expired_on_disk(self, entry: Path) -> bool:
+        """Whether ``entry``'s clear-text expiry is more than :data:`PRUNE_MARGIN` ago."""
         try:
-            with entry.open("rb") as fh:
-                header = fh.read(_HEADER.size)
+            header = _read_regular_file(entry, MAX_ENTRY_BYTES)[: _HEADER.size]
             magic, expires_at = _HEADER.unpack(header)
-        except (OSError, struct.error):
+        except (OSError, ValueError, struct.error):
             return False
-        return bool(magic == _MAGIC and expires_at <= self._clock())
+        return bool(magic == _MAGIC and expires_at + PRUNE_MARGIN <= self._clock())
 
     def _prune_sync(self) -> None:
-        """Delete entries whose clear-text expiry has passed (no key needed).
+        """Delete entries expired for more than :data:`PRUNE_MARGIN` (no key needed), and
+        temporary files left by writers that died.
 
         An entry is judged and deleted while holding its lock, and judged again once the lock
         is held: another process may have just replaced it with a fresh token, and deleting
@@ -400,6 +477,9 @@ class EncryptedFileCache:
         is busy are left for a later prune.
         """
         for entry in self.directory.glob(f"*{_SUFFIX}"):
+            if entry.name.startswith(_TEMPORARY_PREFIX):
+                self._prune_temporary(entry)
+                continue
             if not self._expired_on_disk(entry):
                 continue
             lock = filelock.FileLock(str(entry.with_suffix(".lock")), timeout=0, mode=0o600)
@@ -409,6 +489,16 @@ class EncryptedFileCache:
                         entry.unlink()
             except (filelock.Timeout, OSError):
                 continue
+
+    def _prune_temporary(self, entry: Path) -> None:
+        """A writer's temporary file, if its writer is long gone (judged by its age in the
+        file system's clock, which every process shares)."""
+        try:
+            info = entry.lstat()
+            if stat.S_ISREG(info.st_mode) and time.time() - info.st_mtime > TEMPORARY_MAX_AGE:
+                entry.unlink()
+        except OSError:
+            pass
 
     # -- TokenCache ----------------------------------------------------------------------------
 
@@ -457,7 +547,7 @@ class EncryptedFileCache:
 
         def remove_all() -> int:
             removed = 0
-            for entry in self.directory.glob("*.token"):
+            for entry in self.directory.glob(f"*{_SUFFIX}"):
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
                     removed += 1
@@ -485,7 +575,7 @@ class EncryptedFileCache:
                 f"Waited {timeout:g} s for another process refreshing the same credentials "
                 f"(lock {path}); it may be stuck at its MFA prompt. Answer or stop it, then retry."
             ) from exc
-        except OSError as exc:
+        except OSError as exc:  # this operation in memory; the disk is tried again later
             self._degrade(exc)
             async with self._memory.lock(key, timeout):
                 yield

@@ -19,7 +19,7 @@ from typing import Any
 
 import platformdirs
 
-from ._cache import EncryptedFileCache, keyring_key
+from ._cache import EncryptedFileCache, keyring_key, make_private_directory
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -111,7 +111,7 @@ def _from_key_file(path: Path) -> str:
     except FileNotFoundError:
         pass
     try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_private_directory(path.parent)
         # Write a temporary file, then link it into place: two processes starting together
         # both end up with the one key that won, never with a half-written file.
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")

@@ -11,12 +11,14 @@ import contextlib
 import os
 import re
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._models import MfaRequest
+from ._text import quote
 from .exceptions import ConfigurationError, MfaError
 
 __all__ = [
@@ -135,15 +137,23 @@ def terminal_prompt(tty: str = DEFAULT_TTY) -> TerminalPrompt:
 class CommandCallback:
     """Runs a command (without a shell) and takes the last six-digit number it prints as the
     code: ``ykman oath accounts code -s aws``, ``op item get aws --otp``, a script. The
-    command sees ``AIO_STS_SESSION_MFA_SERIAL`` and ``AIO_STS_SESSION_MFA_ATTEMPT``. A
-    non-zero exit, no code, or no answer within ``timeout`` is :class:`MfaError`; a cancel or
-    timeout kills the command."""
+    command sees ``AIO_STS_SESSION_MFA_SERIAL`` and ``AIO_STS_SESSION_MFA_ATTEMPT`` (and not
+    ``AIO_STS_SESSION_CACHE_KEY``). A non-zero exit, no code, or no answer within ``timeout``
+    is :class:`MfaError`. The command runs in a process group of its own: a timeout or a
+    cancel kills the whole group, and once the command has exited nothing waits for a process
+    it left behind (one holding its output open)."""
 
     def __init__(self, command: str | Sequence[str], *, timeout: float = 60.0) -> None:
-        argv = shlex.split(command) if isinstance(command, str) else list(command)
+        try:
+            argv = shlex.split(command) if isinstance(command, str) else list(command)
+        except ValueError as exc:  # an unbalanced quote
+            raise ConfigurationError(
+                f"The MFA command {quote(command)} is not a valid command line ({exc}): "
+                "balance its quotes."
+            ) from None
         if not argv or not all(isinstance(part, str) and part for part in argv):
             raise ConfigurationError(
-                f"The MFA command must be a program and its arguments, got {command!r}."
+                f"The MFA command must be a program and its arguments, got {quote(command)}."
             )
         if not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ConfigurationError(f"timeout must be a positive number, got {timeout!r}.")
@@ -151,15 +161,13 @@ class CommandCallback:
         self.timeout = float(timeout)
 
     def __repr__(self) -> str:
-        return f"CommandCallback({self.argv[0]!r}, timeout={self.timeout:g})"
+        return f"CommandCallback({quote(self.argv[0])}, timeout={self.timeout:g})"
 
     async def __call__(self, request: MfaRequest) -> str:
-        name = self.argv[0]
-        env = {
-            **os.environ,
-            "AIO_STS_SESSION_MFA_SERIAL": request.serial_number,
-            "AIO_STS_SESSION_MFA_ATTEMPT": str(request.attempt),
-        }
+        name = quote(self.argv[0])
+        env = {k: v for k, v in os.environ.items() if k not in HIDDEN_FROM_COMMANDS}
+        env["AIO_STS_SESSION_MFA_SERIAL"] = request.serial_number
+        env["AIO_STS_SESSION_MFA_ATTEMPT"] = str(request.attempt)
         try:
             process = await asyncio.create_subprocess_exec(
                 *self.argv,
@@ -167,41 +175,84 @@ class CommandCallback:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=env,
+                start_new_session=sys.platform != "win32",
             )
         except OSError as exc:
             raise MfaError(
-                f"The MFA command {name!r} could not be started ({exc.strerror}): check "
+                f"The MFA command {name} could not be started ({exc.strerror}): check "
                 "--mfa-command / mfa_process."
             ) from None
+        assert process.stdout is not None
+        assert process.stderr is not None
+        out, err = bytearray(), bytearray()
+        readers = [
+            asyncio.ensure_future(_drain(process.stdout, out)),
+            asyncio.ensure_future(_drain(process.stderr, err)),
+        ]
         try:
-            out, err = await asyncio.wait_for(process.communicate(), self.timeout)
-        except asyncio.TimeoutError:
-            await _kill(process)
-            raise MfaError(
-                f"The MFA command {name!r} printed no code within {self.timeout:g} s."
-            ) from None
-        except BaseException:  # cancelled: leave no process behind
-            await _kill(process)
-            raise
+            try:
+                await asyncio.wait_for(_exited(process), self.timeout)
+            except asyncio.TimeoutError:
+                raise MfaError(
+                    f"The MFA command {name} printed no code within {self.timeout:g} s."
+                ) from None
+            # It has exited: what it printed is in the pipes. A process it left behind may
+            # hold them open; take what is there and do not wait for that one.
+            await asyncio.wait(readers, timeout=PIPE_GRACE)
+        finally:  # timed out, cancelled or done: leave no process of its group behind
+            await _end(process, readers)
         if process.returncode != 0:
             last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
             detail = f": {last[0][:200]}" if last[0] else ""
             raise MfaError(
-                f"The MFA command {name!r} exited with status {process.returncode}{detail}."
+                f"The MFA command {name} exited with status {process.returncode}{detail}."
             )
-        codes = _SIX_DIGITS.findall(out)
+        codes = _SIX_DIGITS.findall(bytes(out))
         if not codes:
             raise MfaError(
-                f"The MFA command {name!r} printed no six-digit code: make it print the code."
+                f"The MFA command {name} printed no six-digit code: make it print the code."
             )
         return str(codes[-1].decode())
 
 
-async def _kill(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
+#: Seconds to collect a command's output once it has exited.
+PIPE_GRACE = 0.5
+#: How often to look whether the command has exited (asyncio's ``wait()`` before Python 3.12
+#: also waits for its pipes to close, which a process left behind can hold open for ever).
+_EXIT_POLL = 0.02
+#: Never handed to an MFA command: the cache key would decrypt every cached credential.
+HIDDEN_FROM_COMMANDS = frozenset({"AIO_STS_SESSION_CACHE_KEY"})
+
+
+async def _exited(process: asyncio.subprocess.Process) -> None:
+    while process.returncode is None:  # noqa: ASYNC110 - no event to wait on before 3.12
+        await asyncio.sleep(_EXIT_POLL)
+
+
+async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
+    while chunk := await stream.read(4096):
+        into.extend(chunk)
+
+
+async def _end(
+    process: asyncio.subprocess.Process, readers: Sequence[asyncio.Future[None]]
+) -> None:
+    """Kill whatever is left of the command's process group, stop reading, reap it."""
+    if process.returncode is None or not all(reader.done() for reader in readers):
+        _kill_group(process)
+    for reader in readers:
+        reader.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
     with contextlib.suppress(Exception):
-        await process.wait()
+        await asyncio.wait_for(process.wait(), 5.0)
+
+
+def _kill_group(process: asyncio.subprocess.Process) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        if sys.platform == "win32":  # pragma: no cover
+            process.kill()
+        else:
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 def command_callback(command: str | Sequence[str], *, timeout: float = 60.0) -> CommandCallback:

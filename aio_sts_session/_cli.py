@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import shlex
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._cache import EncryptedFileCache
@@ -24,7 +25,9 @@ from ._engine import RefreshEngine
 from ._models import MfaCallback, MfaRequest, SessionCredentials
 from ._profiles import ProfileChain, build, read_chain
 from ._role import AssumeRoleProvider
-from .exceptions import MfaError, StsSessionError
+from ._server import ChildStartError
+from ._text import quote
+from .exceptions import ConfigurationError, MfaError, StsSessionError
 
 __all__ = ["main"]
 
@@ -56,7 +59,11 @@ SHADOWING = (
     "AWS_WEB_IDENTITY_TOKEN_FILE",
     "AWS_ROLE_ARN",
     "AWS_ROLE_SESSION_NAME",
+    ENV_KEY,  # the cache key would let the command decrypt every cached credential
 )
+#: PowerShell treats these as single quotes too (U+2018, U+2019, U+201A, U+201B); each is
+#: escaped, like ``'``, by doubling it.
+POWERSHELL_QUOTES = "'\u2018\u2019\u201a\u201b"
 
 
 class UsageError(StsSessionError):
@@ -147,15 +154,22 @@ def _callback_factory(args: argparse.Namespace) -> Any:
     def pick(mfa_process: str | None) -> MfaCallback:
         timeout = args.mfa_timeout or 60.0
         if args.mfa_command:
-            return CommandCallback(args.mfa_command, timeout=timeout)
+            return _command_callback(args.mfa_command, timeout, "--mfa-command")
         if mfa_process:
-            return CommandCallback(mfa_process, timeout=timeout)
+            return _command_callback(mfa_process, timeout, "mfa_process in the profile")
         prompt = TerminalPrompt()
         if prompt.available():
             return prompt
         return _no_code_source
 
     return pick
+
+
+def _command_callback(command: str, timeout: float, setting: str) -> CommandCallback:
+    try:
+        return CommandCallback(command, timeout=timeout)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"{setting}: {exc}") from None
 
 
 async def _no_code_source(request: MfaRequest) -> str:
@@ -249,7 +263,7 @@ def _quote(value: str, style: str) -> str:
     if style == "fish":
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     if style == "powershell":
-        return "'" + value.replace("'", "''") + "'"
+        return "'" + "".join(c * 2 if c in POWERSHELL_QUOTES else c for c in value) + "'"
     return shlex.quote(value)
 
 
@@ -291,7 +305,7 @@ async def exec_command(args: argparse.Namespace) -> tuple[list[str], dict[str, s
     the command itself and returns its exit status."""
     if os.environ.get(NESTED):
         raise UsageError(
-            f"Already inside '{PROG} exec' (profile {os.environ[NESTED]!r}): exit that shell "
+            f"Already inside '{PROG} exec' (profile {quote(os.environ[NESTED])}): exit that shell "
             f"first (or unset {NESTED} if you really mean to nest)."
         )
     argv = _command(args)
@@ -332,7 +346,7 @@ async def cache_clear(args: argparse.Namespace) -> int:
     finally:
         await provider.close()
     sys.stdout.write(
-        f"removed the cached credentials of profile {chain.name!r} ({len(members)} "
+        f"removed the cached credentials of profile {quote(chain.name)} ({len(members)} "
         f"entr{'y' if len(members) == 1 else 'ies'}) from {cache.directory}\n"
     )
     return 0
@@ -352,7 +366,29 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
+def _no_core_dumps() -> Callable[[], None]:
+    """A core dump of this process would hold the long-term secret and every session it
+    handled: a credential helper turns them off (``RLIMIT_CORE`` 0, the soft limit only).
+    Returns a function that gives the command ``exec`` runs the limit it had."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return lambda: None
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    except (OSError, ValueError):  # pragma: no cover - refused by the platform
+        return lambda: None
+
+    def restore() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
+    return restore
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    restore_core_dumps = _no_core_dumps()
     args = build_parser().parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(f"{PROG}: %(message)s"))
@@ -365,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{PROG}: error: {_one_line(exc)}\n")
         return 2
+    except ChildStartError as exc:
+        sys.stderr.write(f"{PROG}: error: {_one_line(exc)}\n")
+        return exc.status
     except StsSessionError as exc:
         if debug:
             raise
@@ -385,9 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return outcome
     command, env = outcome
     sys.stdout.flush()
+    restore_core_dumps()  # the command's own limit; it holds no long-term key
     try:
         os.execvpe(command[0], command, env)
     except OSError as exc:
-        sys.stderr.write(f"{PROG}: error: cannot run {command[0]!r}: {exc.strerror}\n")
+        sys.stderr.write(f"{PROG}: error: cannot run {quote(command[0])}: {exc.strerror}\n")
         return 127 if isinstance(exc, FileNotFoundError) else 126
     return 0  # pragma: no cover - execvpe does not return

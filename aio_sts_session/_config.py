@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 
+from ._text import quote
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -70,18 +71,18 @@ def validate(
             f"({prefetch_seconds}): the prefetch window opens before the stale window."
         )
     if isinstance(mfa_attempts, bool) or not isinstance(mfa_attempts, int) or mfa_attempts < 1:
-        raise ConfigurationError(f"mfa_attempts must be an int >= 1, got {mfa_attempts!r}.")
+        raise ConfigurationError(f"mfa_attempts must be an int >= 1, got {quote(mfa_attempts)}.")
     if mfa_timeout is not None and not (
         isinstance(mfa_timeout, (int, float))
         and not isinstance(mfa_timeout, bool)
         and 0 < mfa_timeout < math.inf
     ):
         raise ConfigurationError(
-            f"mfa_timeout must be a positive number of seconds or None, got {mfa_timeout!r}."
+            f"mfa_timeout must be a positive number of seconds or None, got {quote(mfa_timeout)}."
         )
     if endpoint_url is not None and not re.match(r"https?://", endpoint_url):
         raise ConfigurationError(
-            f"endpoint_url must start with http:// or https://, got {endpoint_url!r}."
+            f"endpoint_url must start with http:// or https://, got {quote(endpoint_url)}."
         )
 
 
@@ -91,11 +92,11 @@ def check_serial(mfa_serial: object) -> None:
         raise ConfigurationError(
             "mfa_serial must be an MFA device ARN (arn:aws:iam::123456789012:mfa/name) or a "
             "hardware serial: 9 to 256 characters of letters, digits and +=/:,.@_-; "
-            f"got {mfa_serial!r}."
+            f"got {quote(mfa_serial)}."
         )
     if mfa_serial.startswith("arn:") and not _MFA_ARN.fullmatch(mfa_serial):
         raise ConfigurationError(
-            f"mfa_serial {mfa_serial!r} is an ARN but not of an MFA device: use the device's "
+            f"mfa_serial {quote(mfa_serial)} is an ARN but not of an MFA device: use the device's "
             "ARN, arn:aws:iam::<account>:mfa/<device name> (IAM console: Security "
             "credentials > Multi-factor authentication), not the user's or a role's ARN."
         )
@@ -117,11 +118,11 @@ def validate_role(
     if not isinstance(role_arn, str) or not _ROLE_ARN.fullmatch(role_arn):
         raise ConfigurationError(
             f"role_arn must be a role's ARN, arn:aws:iam::<12-digit account>:role/<name>; got "
-            f"{role_arn!r}."
+            f"{quote(role_arn)}."
         )
     if isinstance(duration_seconds, bool) or not isinstance(duration_seconds, int):
         raise ConfigurationError(
-            f"duration_seconds for {role_arn} must be an int, got {duration_seconds!r}."
+            f"duration_seconds for {role_arn} must be an int, got {quote(duration_seconds)}."
         )
     if not ROLE_MIN_DURATION <= duration_seconds <= ROLE_MAX_DURATION:
         raise ConfigurationError(
@@ -131,7 +132,7 @@ def validate_role(
     if not isinstance(session_name, str) or not _SESSION_NAME.fullmatch(session_name):
         raise ConfigurationError(
             f"role_session_name must be 2 to 64 characters of letters, digits and +=,.@_-; "
-            f"got {session_name!r}."
+            f"got {quote(session_name)}."
         )
     if external_id is not None and (
         not isinstance(external_id, str) or not _EXTERNAL_ID.fullmatch(external_id)

@@ -84,6 +84,9 @@ class CredentialSource(Protocol):
 
 
 NO_WINDOWS = Windows(0.0, 0.0)
+#: A caller waiting in the stale window for a refresh gets the credentials in hand this many
+#: seconds before they expire, if the refresh has not ended by then.
+HANDOVER_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -167,7 +170,30 @@ class RefreshEngine:
         served = self._decide()
         if isinstance(served, SessionCredentials):
             return served
+        in_hand = self._valid_token()
+        if in_hand is not None:  # the stale window: never wait past what is in hand
+            return await self._wait_until_handover(served, in_hand)
         return (await served).credentials
+
+    async def _wait_until_handover(
+        self, served: asyncio.Future[CachedToken], in_hand: CachedToken
+    ) -> SessionCredentials:
+        """Wait for the refresh in flight, but hand out the credentials in hand, still valid,
+        rather than wait until they expire (STS hanging: connect and read timeouts, four
+        attempts). The refresh goes on for the next caller."""
+        timeout = in_hand.expires_at - HANDOVER_SECONDS - self._clock()
+        if timeout <= 0:
+            return (await served).credentials
+        try:
+            return (await asyncio.wait_for(served, timeout)).credentials
+        except asyncio.TimeoutError:
+            logger.info(
+                "The refresh of %s is taking long; serving the current credentials (%.0f s "
+                "left) meanwhile.",
+                self._source.describe(),
+                in_hand.expires_at - self._clock(),
+            )
+            return in_hand.credentials
 
     async def refresh(self, *, rejected: SessionCredentials | None = None) -> SessionCredentials:
         """Get new credentials now, whatever the state and the backoff (joins a refresh already

@@ -17,6 +17,7 @@ from ._callbacks import command_callback
 from ._models import MfaCallback
 from ._provider import SessionTokenProvider
 from ._role import AssumeRoleProvider
+from ._text import quote
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class ProfileChain:
 
     name: str
     root: str
-    keys: dict[str, str | None] | None  # None: the named profile does not exist; default chain
+    # None: the named profile does not exist; default chain. Never in the repr: it holds the
+    # long-term secret.
+    keys: dict[str, str | None] | None = dataclasses.field(repr=False, compare=False)
     mfa_serial: str | None
     mfa_process: str | None
     session_duration: int | None
@@ -78,7 +81,7 @@ def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None
         return int(str(raw).strip())
     except ValueError:
         raise ConfigurationError(
-            f"{key} = {raw!r} in profile {profile!r} is not a whole number of seconds."
+            f"{key} = {quote(raw)} in profile {quote(profile)} is not a whole number of seconds."
         ) from None
 
 
@@ -90,7 +93,7 @@ def read_chain(name: str | None) -> ProfileChain:
         if explicit:
             found = ", ".join(sorted(profiles)) or "none"
             raise ConfigurationError(
-                f"Profile {name!r} is not in {where}. Profiles found: {found}. Check the name "
+                f"Profile {quote(name)} is not in {where}. Profiles found: {found}. Check the name "
                 "(and AWS_PROFILE), or AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE."
             )
         # No [default] profile and none asked for: the default chain (environment keys).
@@ -111,20 +114,20 @@ def read_chain(name: str | None) -> ProfileChain:
         if role_arn is None:
             if "source_profile" in settings:
                 raise ConfigurationError(
-                    f"Profile {current!r} has source_profile but no role_arn: a source is "
+                    f"Profile {quote(current)} has source_profile but no role_arn: a source is "
                     "only used to assume a role. Remove source_profile or add role_arn."
                 )
             break
         if "credential_source" in settings:
             raise ConfigurationError(
-                f"Profile {current!r} uses credential_source, which aio-sts-session does not "
+                f"Profile {quote(current)} uses credential_source, which aio-sts-session does not "
                 "support (it needs an IAM user's long-term keys to make the MFA session): use "
                 "source_profile = <a profile with aws_access_key_id and mfa_serial>."
             )
         source = settings.get("source_profile")
         if not source:
             raise ConfigurationError(
-                f"Profile {current!r} has role_arn but no source_profile: name the profile "
+                f"Profile {quote(current)} has role_arn but no source_profile: name the profile "
                 "whose long-term keys sign AssumeRole (source_profile = ...)."
             )
         roles.append(
@@ -140,7 +143,7 @@ def read_chain(name: str | None) -> ProfileChain:
             break  # a role profile holding its own long-term keys (botocore allows it)
         if source not in profiles:
             raise ConfigurationError(
-                f"Profile {current!r} names source_profile {source!r}, which is not in "
+                f"Profile {quote(current)} names source_profile {quote(source)}, which is not in "
                 f"{where}. Profiles found: {', '.join(sorted(profiles))}."
             )
         current = source
@@ -150,12 +153,12 @@ def read_chain(name: str | None) -> ProfileChain:
         other = [key for key in _UNSUPPORTED_SOURCES if key in root_settings]
         if other:
             raise ConfigurationError(
-                f"Profile {root!r} gets credentials from {other[0]}, which aio-sts-session "
+                f"Profile {quote(root)} gets credentials from {other[0]}, which aio-sts-session "
                 "cannot use: it needs an IAM user's long-term keys (aws_access_key_id and "
                 "aws_secret_access_key) to make the MFA session."
             )
         raise ConfigurationError(
-            f"Profile {root!r} has neither long-term keys (aws_access_key_id, "
+            f"Profile {quote(root)} has neither long-term keys (aws_access_key_id, "
             "aws_secret_access_key) nor a role_arn with a source_profile: add the IAM user's "
             "keys to ~/.aws/credentials under [" + root + "]."
         )
@@ -212,16 +215,21 @@ def _session_provider(
         if default_callback is not None:
             mfa_callback = default_callback(chain.mfa_process)
         elif chain.mfa_process:
-            mfa_callback = command_callback(chain.mfa_process)
+            try:
+                mfa_callback = command_callback(chain.mfa_process)
+            except ConfigurationError as exc:
+                raise ConfigurationError(
+                    f"mfa_process in profile {quote(chain.name)}: {exc}"
+                ) from None
         else:
             raise ConfigurationError(
-                f"Profile {chain.name!r} uses mfa_serial {serial}, but no mfa_callback was "
-                "given: pass mfa_callback= (e.g. aio_sts_session.terminal_prompt()), or set "
-                "mfa_process in the profile."
+                f"Profile {quote(chain.name)} uses mfa_serial {quote(serial)}, but no "
+                "mfa_callback was given: pass mfa_callback= (e.g. "
+                "aio_sts_session.terminal_prompt()), or set mfa_process in the profile."
             )
     if serial is None and mfa_callback is not None:
         raise ConfigurationError(
-            f"mfa_callback was given, but profile {chain.name!r} (and its sources) name no "
+            f"mfa_callback was given, but profile {quote(chain.name)} (and its sources) name no "
             "mfa_serial: add mfa_serial = arn:aws:iam::<account>:mfa/<name> to the profile, "
             "or pass mfa_serial=."
         )
@@ -298,7 +306,7 @@ def build(
                 role.role_arn, source=provider, _owns_source=True, **options
             )
         except ConfigurationError as exc:
-            raise ConfigurationError(f"Profile {role.profile!r}: {exc}") from None
+            raise ConfigurationError(f"Profile {quote(role.profile)}: {exc}") from None
     return provider
 
 
@@ -313,9 +321,9 @@ def session_from_profile(
     chain = read_chain(name)
     if chain.roles:
         raise ConfigurationError(
-            f"Profile {chain.name!r} assumes role {chain.roles[-1].role_arn}: use "
+            f"Profile {quote(chain.name)} assumes role {chain.roles[-1].role_arn}: use "
             "aio_sts_session.from_profile() for it (it returns an AssumeRoleProvider), or "
-            f"SessionTokenProvider.from_profile({chain.root!r}) for its MFA session."
+            f"SessionTokenProvider.from_profile({quote(chain.root)}) for its MFA session."
         )
     session_options, _, _ = _split_options(dict(overrides), False)
     return _session_provider(chain, mfa_callback, cache, session_options, None)

@@ -3,10 +3,24 @@ every AWS SDK reads, kept fresh ahead of expiry while the command runs.
 
 The command gets ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` (``http://127.0.0.1:<random port>/``)
 and ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (32 random bytes, compared in constant time): a
-request without it is refused with 401, with a wrong one with 403. A :class:`Keeper` renews
-every provider of the chain (the role and the MFA session beneath it) when its prefetch window
-opens, so the SDKs never see credentials inside their 15-minute window and the MFA prompt for
-a new session appears in the terminal ahead of time while the command keeps running.
+request without it is refused with 401, with a wrong one with 403, whatever its method and
+path. A :class:`Keeper` renews every provider of the chain (the role and the MFA session
+beneath it) when its prefetch window opens, so the SDKs never see credentials inside their
+15-minute window and the MFA prompt for a new session appears in the terminal ahead of time
+while the command keeps running.
+
+The endpoint is a few dozen lines of HTTP/1.1 on asyncio streams rather than a web framework,
+so that every resource another local user can make it spend is bounded: at most
+:data:`MAX_CONNECTIONS` connections at once (a new one evicts the oldest that has not finished
+sending its headers), :data:`HEADER_TIMEOUT` seconds and :data:`MAX_HEADER_BYTES` bytes to send
+a request, one request per connection. Nothing it does prints a traceback to the command's
+terminal: failures go to the ``aio_sts_session`` logger, an accept failure once.
+
+The command's own SDK must not find any other credentials first: every SDK's default chain
+reads the shared credentials and config files *before* the container endpoint, so a
+``[default]`` profile with keys would win (long-term keys, no MFA). The command therefore gets
+a config file and a credentials file of its own (:func:`private_aws_files`) that hold nothing
+but the region: the endpoint is the only source of credentials it can find.
 """
 
 from __future__ import annotations
@@ -14,29 +28,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import secrets
+import shutil
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from ._engine import RefreshEngine
+from ._text import quote
 from .exceptions import StsSessionError
 
-__all__ = ["Keeper", "credential_app", "run_with_server"]
+__all__ = [
+    "ChildStartError",
+    "CredentialServer",
+    "Keeper",
+    "private_aws_files",
+    "run_with_server",
+]
 
 logger = logging.getLogger("aio_sts_session")
 
 #: Sleep at most this long between checks (a suspended laptop wakes up to a clock jump).
 MAX_NAP = 60.0
+#: Connections served at once; SDKs open one at a time per process.
+MAX_CONNECTIONS = 64
+#: Seconds a client has to send its request line and headers.
+HEADER_TIMEOUT = 5.0
+#: A request's line and headers may take at most this many bytes.
+MAX_HEADER_BYTES = 16 * 1024
+
+
+class ChildStartError(StsSessionError):
+    """The command could not be started; ``status`` is the shell's convention (127: not found,
+    126: found but not runnable)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class Keeper:
     """Renews each provider when its prefetch window opens (or its backoff ends), each on its
-    own schedule: a renewal waiting for a human (the MFA session's prompt) holds up no other."""
+    own schedule: a renewal waiting for a human (the MFA session's prompt) holds up no other.
+    A failed renewal, whatever it raised, is logged and tried again after the provider's
+    backoff while the credentials in hand last: the keeper never dies."""
 
     def __init__(self, providers: Sequence[RefreshEngine], clock: Callable[[], float]) -> None:
         self.providers = list(providers)
@@ -50,6 +90,11 @@ class Keeper:
                 await provider.refresh()
             except StsSessionError as exc:
                 logger.warning("Renewing ahead of expiry failed: %s", exc)
+            except Exception as exc:  # a bug must not end the renewals of a long job
+                logger.warning(
+                    "Renewing ahead of expiry failed unexpectedly (%s); trying again later.",
+                    type(exc).__name__,
+                )
             due = provider._next_refresh_at()
         return max((due if due is not None else self.clock()) - self.clock(), 1.0)
 
@@ -66,32 +111,197 @@ class Keeper:
         await asyncio.gather(*(keep(p) for p in self.providers))
 
 
-def credential_app(provider: RefreshEngine, token: str) -> web.Application:
-    """The endpoint: ``GET`` any path with ``Authorization: <token>``."""
-    expected = token.encode()
+_REASONS = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
-    async def handle(request: web.Request) -> web.Response:
-        given = request.headers.get("Authorization")
-        if given is None:
-            return web.json_response({"message": "Authorization header required"}, status=401)
-        if not hmac.compare_digest(given.encode(), expected):
-            return web.json_response({"message": "Authorization token refused"}, status=403)
-        try:
-            creds = await provider.credentials()
-        except StsSessionError as exc:
-            return web.json_response({"message": str(exc)}, status=503)
-        return web.json_response(
-            {
-                "AccessKeyId": creds.access_key_id,
-                "SecretAccessKey": creds.secret_access_key,
-                "Token": creds.session_token,
-                "Expiration": creds.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            }
+
+class _Connection:
+    __slots__ = ("reading", "writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self.writer = writer
+        self.reading = True  # still sending its request line and headers
+
+
+class CredentialServer:
+    """The endpoint: any path, ``GET``, with ``Authorization: <token>``; JSON credentials."""
+
+    def __init__(
+        self,
+        provider: RefreshEngine,
+        token: str,
+        *,
+        max_connections: int = MAX_CONNECTIONS,
+        header_timeout: float = HEADER_TIMEOUT,
+    ) -> None:
+        self.provider = provider
+        self._token = token.encode()
+        self.max_connections = max_connections
+        self.header_timeout = header_timeout
+        self._connections: dict[asyncio.Task[None], _Connection] = {}
+        self._server: asyncio.Server | None = None
+        self.url = ""
+
+    def __repr__(self) -> str:
+        return f"CredentialServer({self.url!r}, connections={len(self._connections)})"
+
+    async def start(self, host: str = "127.0.0.1") -> str:
+        """Listen on ``host`` at a random port; returns the endpoint's URL."""
+        self._server = await asyncio.start_server(
+            self._accept, host, 0, limit=MAX_HEADER_BYTES, backlog=128
         )
+        port = self._server.sockets[0].getsockname()[1]
+        self.url = f"http://{host}:{port}/"
+        return self.url
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", handle)
-    return app
+    async def close(self) -> None:
+        """Stop listening and drop every connection."""
+        if self._server is not None:
+            self._server.close()
+        for task, connection in list(self._connections.items()):
+            connection.writer.transport.abort()
+            task.cancel()
+        await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._connections) >= self.max_connections and not self._evict_one():
+            writer.transport.abort()  # every slot is busy serving: refuse at once
+            return
+        connection = _Connection(writer)
+        self._connections[task] = connection
+        try:
+            await self._serve(reader, connection)
+        except (
+            ConnectionError,
+            asyncio.IncompleteReadError,
+            asyncio.TimeoutError,
+            asyncio.CancelledError,  # evicted, or the server is closing
+        ):
+            pass  # the client went away, or was too slow
+        except Exception as exc:
+            logger.warning("The credential endpoint failed a request (%s).", type(exc).__name__)
+        finally:
+            self._connections.pop(task, None)
+            writer.transport.abort()
+
+    def _evict_one(self) -> bool:
+        """Drop the oldest connection that is still sending its headers (a stalled client)."""
+        for task, connection in self._connections.items():
+            if connection.reading:
+                connection.writer.transport.abort()
+                task.cancel()
+                del self._connections[task]
+                return True
+        return False
+
+    async def _serve(self, reader: asyncio.StreamReader, connection: _Connection) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.header_timeout)
+        except asyncio.LimitOverrunError:
+            await self._respond(connection, 431, {"message": "Request headers too large"})
+            return
+        connection.reading = False
+        status, body = await self._answer(head)
+        await self._respond(connection, status, body)
+
+    async def _answer(self, head: bytes) -> tuple[int, dict[str, str]]:
+        lines = head.split(b"\r\n")
+        request_line = lines[0].split(b" ")
+        if len(request_line) != 3 or not request_line[2].startswith(b"HTTP/1."):
+            return 400, {"message": "Malformed request"}
+        given: list[bytes] = []
+        for line in lines[1:]:
+            name, sep, value = line.partition(b":")
+            if not sep:
+                continue
+            if name.strip().lower() == b"authorization":
+                given.append(value.strip())
+            elif name.strip().lower() == b"content-length" and value.strip() not in (b"", b"0"):
+                return 400, {"message": "A request body is not accepted"}
+        if not given:
+            return 401, {"message": "Authorization header required"}
+        if len(given) != 1 or not hmac.compare_digest(given[0], self._token):
+            return 403, {"message": "Authorization token refused"}
+        if request_line[0] != b"GET":
+            return 405, {"message": "Only GET is served"}
+        try:
+            creds = await self.provider.credentials()
+        except StsSessionError as exc:
+            return 503, {"message": str(exc)}
+        return 200, {
+            "AccessKeyId": creds.access_key_id,
+            "SecretAccessKey": creds.secret_access_key,
+            "Token": creds.session_token,
+            "Expiration": creds.expiration.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+
+    @staticmethod
+    async def _respond(connection: _Connection, status: int, body: dict[str, str]) -> None:
+        payload = json.dumps(body).encode()
+        head = (
+            f"HTTP/1.1 {status} {_REASONS[status]}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n"
+            "Connection: close\r\n\r\n"
+        ).encode()
+        connection.writer.write(head + payload)
+        await asyncio.wait_for(connection.writer.drain(), HEADER_TIMEOUT)
+
+
+@contextlib.contextmanager
+def private_aws_files(region: str | None) -> Iterator[dict[str, str]]:
+    """A config file and a credentials file for the command, in a directory only this user can
+    read, removed afterwards: no profile in them holds or names credentials, so the command's
+    SDK (botocore, Go v2, JS v3, Java v2: all read these files before the container endpoint)
+    can only take its credentials from the endpoint. Yields the environment variables that
+    point at them."""
+    directory = Path(tempfile.mkdtemp(prefix="aio-sts-session-"))  # mode 0700
+    try:
+        config = directory / "config"
+        credentials = directory / "credentials"
+        config.write_text(
+            "# Written by aio-sts-session exec --server: credentials come from its endpoint.\n"
+            "[default]\n" + (f"region = {region}\n" if region else "")
+        )
+        credentials.write_text("")
+        yield {"AWS_CONFIG_FILE": str(config), "AWS_SHARED_CREDENTIALS_FILE": str(credentials)}
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _quiet_loop_errors(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
+    """Route the event loop's error reports (an accept failing for want of file descriptors,
+    repeated every second while it lasts) to our logger, once each, without a traceback: the
+    command's terminal is not the place for them. Returns a function that restores the
+    previous handler."""
+    previous = loop.get_exception_handler()
+    seen: set[str] = set()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", "error"))
+        error = context.get("exception")
+        text = f"{message} ({type(error).__name__})" if error is not None else message
+        if text in seen:
+            return
+        seen.add(text)
+        logger.warning("The credential endpoint's event loop reported: %s.", text)
+
+    loop.set_exception_handler(handle)
+    return lambda: loop.set_exception_handler(previous)
 
 
 async def run_with_server(
@@ -101,38 +311,51 @@ async def run_with_server(
     region: str | None,
 ) -> int:
     """Obtain credentials, start the endpoint, run the command, keep renewing until it
-    exits; returns its exit status (128 + signal number if a signal ended it)."""
+    exits; returns its exit status (128 + signal number if a signal ended it), whatever the
+    renewals did meanwhile."""
     provider = chain[0]
     await provider.credentials()  # any prompt happens before the command starts
     token = secrets.token_urlsafe(32)
-    runner = web.AppRunner(credential_app(provider, token), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    env = dict(env)
-    env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://127.0.0.1:{port}/"
-    env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
-    if region:
-        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
-    keeper = asyncio.create_task(Keeper(chain, provider._clock).run())
     loop = asyncio.get_running_loop()
+    restore = _quiet_loop_errors(loop)
+    server = CredentialServer(provider, token)
+    url = await server.start()
+    keeper = asyncio.create_task(Keeper(chain, provider._clock).run())
     try:
-        try:
-            child = await asyncio.create_subprocess_exec(*argv, env=env)
-        except OSError as exc:
-            raise StsSessionError(f"Cannot run {argv[0]!r}: {exc.strerror}.") from None
-        forwarded = _forward_signals(loop, child)
-        try:
-            status = await child.wait()
-        finally:
-            for signum in forwarded:
-                loop.remove_signal_handler(signum)
+        with private_aws_files(region) as files:
+            env = {**env, **files}
+            env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = url
+            env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
+            if region:
+                env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+            status = await _run_child(loop, argv, env)
     finally:
         keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await keeper
-        await runner.cleanup()
+        except asyncio.CancelledError:
+            pass
+        except Exception as exc:  # pragma: no cover - the keeper catches its own failures
+            logger.warning("The renewals stopped early (%s).", type(exc).__name__)
+        await server.close()
+        restore()
+    return status
+
+
+async def _run_child(loop: asyncio.AbstractEventLoop, argv: list[str], env: dict[str, str]) -> int:
+    try:
+        child = await asyncio.create_subprocess_exec(*argv, env=env)
+    except OSError as exc:
+        raise ChildStartError(
+            f"cannot run {quote(argv[0])}: {exc.strerror}",
+            127 if isinstance(exc, FileNotFoundError) else 126,
+        ) from None
+    forwarded = _forward_signals(loop, child)
+    try:
+        status = await child.wait()
+    finally:
+        for signum in forwarded:
+            loop.remove_signal_handler(signum)
     return status if status >= 0 else 128 - status
 
 

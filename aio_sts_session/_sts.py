@@ -11,6 +11,7 @@ import dataclasses
 import datetime as _dt
 import email.utils
 import enum
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ from botocore.parsers import ResponseParserError
 
 from ._clock import Clock
 from ._models import CachedToken, SessionCredentials
+from ._text import first_line, quote
 from .exceptions import (
     ConfigurationError,
     MfaError,
@@ -37,11 +39,14 @@ __all__ = [
     "call_assume_role",
     "call_get_caller_identity",
     "call_get_session_token",
+    "cap_expiry",
     "check_source_keys",
     "classify_error",
     "correct_for_skew",
     "serial_account",
 ]
+
+logger = logging.getLogger("aio_sts_session")
 
 #: Below this many seconds a difference between our clock and STS's ``Date`` is noise
 #: (``Date`` has one-second resolution).
@@ -74,11 +79,11 @@ def check_source_keys(keys: SourceKeys | None, where: str) -> SourceKeys:
         )
     if keys.session_token:
         raise SourceCredentialsError(
-            f"The source credentials (access key {keys.access_key_id}, found by {keys.method!r}) "
-            "are temporary: they carry a session token, and STS refuses GetSessionToken signed "
-            "with them. Use an IAM user's long-term access key (AKIA...), e.g. unset "
-            "AWS_SESSION_TOKEN or pass source_session=AioSession(profile=<a profile with "
-            "long-term keys>)."
+            f"The source credentials (access key {keys.access_key_id}, found by "
+            f"{quote(keys.method)}) are temporary: they carry a session token, and STS refuses "
+            "GetSessionToken signed with them. Use an IAM user's long-term access key "
+            "(AKIA...), e.g. unset AWS_SESSION_TOKEN or pass "
+            "source_session=AioSession(profile=<a profile with long-term keys>)."
         )
     return keys
 
@@ -204,7 +209,7 @@ def _map_client_error(
             return mapped
     if kind is ErrorKind.SERIAL_INVALID:
         return MfaError(
-            f"STS could not validate MFA codes for {serial!r}: check that mfa_serial is the "
+            f"STS could not validate MFA codes for {quote(serial)}: check that mfa_serial is the "
             f"ARN (or hardware serial) of an MFA device assigned to the IAM user of {key_id}."
         )
     if kind is ErrorKind.SOURCE_TEMPORARY:
@@ -314,7 +319,11 @@ async def _send(
 ) -> dict[str, Any]:
     """Await one STS call (botocore retries transient faults), mapping its failures: STS's
     error answers by ``on_client_error``, transport failures to :class:`StsUnavailableError`,
-    an answer that does not parse to :class:`StsError`."""
+    and an answer that cannot be read, whatever botocore's parser raised for it, to
+    :class:`StsError` naming what was wrong.
+
+    An unreadable answer's own exception is not chained: botocore quotes the body in it, and a
+    body that is nearly right holds the secret key and the session token."""
     try:
         return await request
     except ClientError as exc:
@@ -322,10 +331,27 @@ async def _send(
     except BotoCoreError as exc:
         raise _map_botocore_error(exc) from exc
     except ResponseParserError as exc:
-        raise StsError(
-            f"STS's answer to {action} could not be parsed (a proxy or a broken endpoint in "
-            "between?): check endpoint_url / AWS_ENDPOINT_URL_STS and retry."
-        ) from exc
+        problem = first_line(str(exc))
+    except (ValueError, KeyError, TypeError, RuntimeError, OverflowError, AttributeError) as exc:
+        # What botocore's parser raises for a well-formed body it cannot use: a KeyError for a
+        # missing <ActionResult>, a ValueError or RuntimeError for an unreadable timestamp.
+        problem = _describe_parse_error(action, exc)
+    logger.debug("STS's answer to %s could not be read: %s", action, problem)
+    raise StsError(
+        f"STS's answer to {action} could not be read ({problem}): a proxy or a broken endpoint "
+        "in between? Check the STS endpoint (endpoint_url, AWS_ENDPOINT_URL_STS or the "
+        "profile's endpoint settings); the provider retries after a backoff."
+    ) from None
+
+
+def _describe_parse_error(action: str, exc: Exception) -> str:
+    if isinstance(exc, KeyError):
+        return f"no {first_line(str(exc.args[0]) if exc.args else '?', 60)} element"
+    if isinstance(exc, (ValueError, RuntimeError, OverflowError)) and "timestamp" in str(exc):
+        return "a timestamp that is not a date"
+    if isinstance(exc, RuntimeError) and "timezone offset" in str(exc):
+        return "a timestamp that is not a date"
+    return f"{type(exc).__name__}: {first_line(str(exc), 60)}"
 
 
 async def call_get_caller_identity(client: Any, *, key_id: str) -> tuple[str, str]:
@@ -370,15 +396,40 @@ async def call_get_session_token(
         client.get_session_token(**params),
         lambda exc: _map_client_error(exc, serial, key_id),
     )
-    return _token(response, "GetSessionToken", clock())
+    return _token(response, "GetSessionToken", clock(), duration_seconds)
 
 
-def _token(response: dict[str, Any], action: str, now: float) -> CachedToken:
+def _token(response: dict[str, Any], action: str, now: float, requested: int) -> CachedToken:
     credentials = _parse_credentials(response, action)
     expires_at, lifetime, skew = correct_for_skew(
         credentials.expiration.timestamp(), _server_date(response), now
     )
+    capped = cap_expiry(expires_at, now, requested)
+    if capped != expires_at:
+        logger.warning(
+            "STS's answer to %s says the credentials expire at %s, %.0f s from now, but %d s "
+            "were asked for: using %d s (a proxy or a broken endpoint in between?).",
+            action,
+            credentials.expiration.isoformat(),
+            lifetime,
+            requested,
+            requested,
+        )
+        expires_at, lifetime = capped, capped - now
+        credentials = dataclasses.replace(
+            credentials,
+            expiration=_dt.datetime.fromtimestamp(int(capped + skew), _dt.timezone.utc),
+        )
     return CachedToken(credentials=credentials, expires_at=expires_at, lifetime=lifetime, skew=skew)
+
+
+def cap_expiry(expires_at: float, now: float, requested: int) -> float:
+    """STS never grants more than was asked for: an expiry further away than ``requested``
+    seconds (plus :data:`SKEW_TOLERANCE`) is not taken at its word but brought back to
+    ``now + requested``. Pure, so it is tested as a table."""
+    if expires_at - now > requested + SKEW_TOLERANCE:
+        return now + requested
+    return expires_at
 
 
 async def call_assume_role(
@@ -409,4 +460,4 @@ async def call_assume_role(
         client.assume_role(**params),
         lambda exc: _map_client_error(exc, serial, key_id, role),
     )
-    return _token(response, "AssumeRole", clock())
+    return _token(response, "AssumeRole", clock(), role.duration)

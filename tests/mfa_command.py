@@ -14,3 +14,18 @@ totp = pyotp.TOTP(secret)
 code = next(c for c in (totp.at(now + 30 * k) for k in (0, 1, -1)) if c not in used)
 log.write_text(" ".join([*used, code]))
 print(f"code: {code}")
+
+report = os.environ.get("FAKE_MFA_REPORT")
+if report:  # what this command could see of the process that ran it
+    import json
+
+    limits = pathlib.Path(f"/proc/{os.getppid()}/limits").read_text()
+    core = next(line for line in limits.splitlines() if line.startswith("Max core file size"))
+    pathlib.Path(report).write_text(
+        json.dumps(
+            {
+                "cache_key_seen": "AIO_STS_SESSION_CACHE_KEY" in os.environ,
+                "parent_core_soft_limit": core.split()[4],
+            }
+        )
+    )

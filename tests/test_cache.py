@@ -22,6 +22,7 @@ from aio_sts_session import (
     SessionCredentials,
     TokenCache,
 )
+from aio_sts_session._cache import PRUNE_MARGIN
 
 from .conftest import T0, FakeClock, logs_warning
 
@@ -185,17 +186,17 @@ def test_generate_key_is_random_and_32_bytes() -> None:
     assert len(base64.urlsafe_b64decode(a)) == 32
 
 
-async def test_expired_entries_are_pruned(
+async def test_expired_entries_are_pruned_once_long_expired(
     cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock
 ) -> None:
     await cache.store(KEY_A, token(expires_at=T0 + 100))
     await cache.store(KEY_B, token(expires_at=T0 + 3600))
     clock.advance(200)
-    assert await cache.load(KEY_A) is None  # expired: a miss, and the file is gone
-    assert len(entry_files(cache_dir)) == 1
-    await cache.store(KEY_A, token(expires_at=T0 + 900))
-    clock.advance(3600)
-    await cache.store("v1|other", token(expires_at=T0 + 9000))  # a store prunes the rest
+    assert await cache.load(KEY_A) is None  # expired: a miss ...
+    await cache.store("v1|other", token(expires_at=T0 + 9000))
+    assert len(entry_files(cache_dir)) == 3  # ... but kept while another clock may differ
+    clock.advance(PRUNE_MARGIN + 3600)  # both expired for longer than the margin
+    await cache.store("v1|other", token(expires_at=clock() + 9000))  # a store prunes
     assert [p.name for p in entry_files(cache_dir)] == [cache.path_for("v1|other").name]
 
 
@@ -345,12 +346,12 @@ async def test_prune_skips_an_entry_whose_lock_another_process_holds(
     cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock
 ) -> None:
     await cache.store(KEY_A, token(expires_at=T0 + 100))
-    clock.advance(200)  # KEY_A is expired on disk ...
+    clock.advance(PRUNE_MARGIN + 200)  # KEY_A is expired on disk ...
     holder = EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=clock)
     async with holder.lock(KEY_A, 5):  # ... but another process is refreshing it
-        await cache.store(KEY_B, token(expires_at=T0 + 9000))  # this store prunes
+        await cache.store(KEY_B, token(expires_at=clock() + 9000))  # this store prunes
         assert cache.path_for(KEY_A).exists()
-    await cache.store(KEY_B, token(expires_at=T0 + 9000))  # lock free: pruned now
+    await cache.store(KEY_B, token(expires_at=clock() + 9000))  # lock free: pruned now
     assert not cache.path_for(KEY_A).exists()
 
 
@@ -360,7 +361,7 @@ async def test_prune_judges_again_under_the_lock(
     """Judged expired, then replaced by another process with a fresh token before the lock is
     taken: the fresh entry must survive (else a third process waiting on it prompts again)."""
     await cache.store(KEY_A, token(expires_at=T0 + 100))
-    clock.advance(200)
+    clock.advance(PRUNE_MARGIN + 200)
     writer = EncryptedFileCache(cache_dir, key=CACHE_KEY, clock=clock)
     judged = cache._expired_on_disk
     replaced: list[bool] = []
@@ -368,14 +369,14 @@ async def test_prune_judges_again_under_the_lock(
     def judge_then_race(entry: Path) -> bool:
         verdict = judged(entry)
         if verdict and entry == cache.path_for(KEY_A) and not replaced:
-            writer._write_sync(KEY_A, token(expires_at=T0 + 7200))  # the other process
+            writer._write_sync(KEY_A, token(expires_at=clock() + 7200))  # the other process
             replaced.append(True)
         return verdict
 
     monkeypatch.setattr(cache, "_expired_on_disk", judge_then_race)
-    await cache.store(KEY_B, token(expires_at=T0 + 9000))
+    await cache.store(KEY_B, token(expires_at=clock() + 9000))
     assert replaced == [True]
-    assert await writer.load(KEY_A) == token(expires_at=T0 + 7200)
+    assert await writer.load(KEY_A) == token(expires_at=clock() + 7200)
 
 
 async def test_a_read_only_directory_is_still_read(

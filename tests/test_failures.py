@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import traceback
 from collections.abc import Callable
 
 import pytest
@@ -23,6 +24,7 @@ from aio_sts_session import (
     StsError,
     StsUnavailableError,
 )
+from aio_sts_session._engine import HANDOVER_SECONDS
 
 from .conftest import (
     ACCESS_KEY,
@@ -30,6 +32,7 @@ from .conftest import (
     SERIAL,
     Device,
     FakeClock,
+    logs_warning,
     provider_for_threaded_fake,
     source_session,
 )
@@ -147,6 +150,32 @@ async def test_an_sts_outage_in_the_stale_window_serves_the_valid_credentials(
     clock.advance(31)
     new = await provider.credentials()
     assert new is not old
+
+
+async def test_a_stale_caller_never_waits_past_the_credentials_in_hand(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, clock: FakeClock
+) -> None:
+    """STS hangs (a gate that stays shut): a caller in the stale window gets the credentials
+    in hand just before they expire, instead of waiting for the refresh until they have; the
+    refresh goes on, and a later caller gets its result."""
+    provider = make_provider()
+    old = await provider.credentials()
+    clock.advance(3600 - HANDOVER_SECONDS - 0.3)  # stale, 0.3 s before the hand-over
+    fake_sts.gate = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    served = await asyncio.wait_for(provider.credentials(), 30)
+    assert served is old
+    assert loop.time() - started < 10  # the bound, not STS's timeouts
+    flight = provider._slot.current()
+    assert flight is not None
+    assert not flight.finished  # the refresh is still on its way
+    fake_sts.gate.set()
+    await settle(provider)
+    new = await provider.credentials()
+    assert new is not old
+    assert len(device.requests) == 2
+    assert len(fake_sts.token_calls) == 2
 
 
 async def test_expired_and_backing_off_fails_at_once_without_sts_or_prompt(
@@ -427,10 +456,19 @@ async def test_a_connection_reset_mid_response_is_retried_with_the_same_code(
     assert len(device.requests) == 1
 
 
+CREDENTIALS = (
+    '<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+    "<GetSessionTokenResult><Credentials><AccessKeyId>ASIAX</AccessKeyId>"
+    "<SecretAccessKey>broken-answer-secret</SecretAccessKey><SessionToken>t</SessionToken>"
+    "<Expiration>{expiration}</Expiration></Credentials>"
+    "</GetSessionTokenResult></GetSessionTokenResponse>"
+)
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
-        ("<GetSessionTokenResponse><oops", "could not be parsed"),
+        ("<GetSessionTokenResponse><oops", "could not be read"),
         (
             '<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
             "<GetSessionTokenResult><Credentials><AccessKeyId>ASIAX</AccessKeyId>"
@@ -443,19 +481,74 @@ async def test_a_connection_reset_mid_response_is_retried_with_the_same_code(
             "<GetSessionTokenResult></GetSessionTokenResult></GetSessionTokenResponse>",
             "lacks AccessKeyId",
         ),
+        (CREDENTIALS.format(expiration="abc"), "a timestamp that is not a date"),
+        (CREDENTIALS.format(expiration="99999999999999999999"), "a timestamp that is not a date"),
+        (
+            '<GetSessionTokenResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+            "<ResponseMetadata><RequestId>x</RequestId></ResponseMetadata>"
+            "</GetSessionTokenResponse>",
+            "no GetSessionTokenResult element",
+        ),
     ],
-    ids=["malformed-xml", "missing-fields", "no-credentials"],
+    ids=[
+        "malformed-xml",
+        "missing-fields",
+        "no-credentials",
+        "expiration-abc",
+        "expiration-huge",
+        "no-result",
+    ],
 )
 async def test_a_broken_answer_is_a_clear_error_and_backs_off(
     make_provider: MakeProvider, fake_sts: FakeSts, device: Device, body: str, match: str
 ) -> None:
     fake_sts.faults.append(Fault(kind="body", body=body))
     provider = make_provider()
-    with pytest.raises(StsError, match=match):
+    with pytest.raises(StsError, match=match) as raised:
         await provider.credentials()
+    assert "broken-answer-secret" not in "".join(traceback.format_exception(raised.value))
     with pytest.raises(StsError, match="retrying in"):
         await provider.credentials()
     assert len(device.requests) == 1
+
+
+@pytest.mark.parametrize("action", ["AssumeRole", "GetCallerIdentity"])
+async def test_an_answer_without_its_result_element_is_an_sts_error_for_every_action(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, action: str
+) -> None:
+    """GetCallerIdentity checks the keys before the first prompt; AssumeRole follows the MFA
+    session. A body without ``<ActionResult>`` was a KeyError from botocore's parser."""
+    body = (
+        f'<{action}Response xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<ResponseMetadata><RequestId>x</RequestId></ResponseMetadata></{action}Response>"
+    )
+    fake_sts.faults.append(Fault(kind="body", body=body, action=action))
+    session = make_provider()
+    role = session.assume_role(fake_sts.add_role("broken"))
+    with pytest.raises(StsError, match=f"answer to {action} could not be read") as raised:
+        await role.credentials()
+    assert raised.value.__cause__ is None  # botocore's exception quotes the body: not chained
+    assert len(device.requests) == (0 if action == "GetCallerIdentity" else 1)
+    await role.close()
+
+
+async def test_an_expiration_far_beyond_the_request_is_capped_with_a_warning(
+    make_provider: MakeProvider,
+    fake_sts: FakeSts,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for expiration in ("9999-12-31T23:59:59Z", "2126-01-01T00:00:00Z"):
+        fake_sts.faults.append(Fault(kind="body", body=CREDENTIALS.format(expiration=expiration)))
+        provider = make_provider(duration_seconds=3600)
+        with logs_warning(caplog, "3600 s were asked for"):
+            creds = await provider.credentials()
+        assert creds.expiration.timestamp() == pytest.approx(clock() + 3600, abs=2)
+        assert provider._snap.token is not None
+        assert provider._snap.token.lifetime == pytest.approx(3600, abs=2)
+        clock.advance(3600 - 60)  # the windows follow the capped lifetime: a refresh is due
+        assert provider.state() is not State.FRESH
+        await provider.close()
 
 
 async def test_an_expiration_already_past_is_refused_not_looped_on(

@@ -389,3 +389,15 @@ async def test_mfa_process_in_the_profile_gives_the_code(
     assert [c.outcome for c in fake_sts.token_calls] == ["ok"]
     assert len((tmp_path / "mfa.log").read_text().split()) == 1
     await provider.close()
+
+
+def test_a_resolved_profile_chain_never_shows_the_secret(aws_files: Any) -> None:
+    from aio_sts_session._profiles import read_chain
+
+    aws_files(STANDARD)
+    chain = read_chain("admin")
+    assert chain.keys is not None
+    secret = chain.keys["aws_secret_access_key"]
+    assert secret
+    assert secret not in repr(chain)
+    assert secret not in str(chain)

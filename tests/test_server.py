@@ -6,19 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+import logging
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from aiohttp import ClientSession
 
 from aio_sts_session import MfaRequest, SessionTokenProvider
-from aio_sts_session._server import Keeper, credential_app
+from aio_sts_session._server import CredentialServer, Keeper
 
 from .conftest import SERIAL, T0, FakeClock
-from .fake_sts import FakeSts
+from .fake_sts import NS, FakeSts, Fault
 
 MakeProvider = Callable[..., SessionTokenProvider]
 WINDOWS = {"prefetch_seconds": 1500, "stale_seconds": 960}  # what exec --server uses
+TOKEN = "s3cret-token-0123456789abcdefghijklmnopqrstuv"
+NO_RESULT = f'<GetSessionTokenResponse xmlns="{NS}"><ResponseMetadata/></GetSessionTokenResponse>'
 
 
 async def run_job(
@@ -94,30 +97,183 @@ async def test_keeper_run_sleeps_until_the_next_renewal(
     await provider.close()
 
 
-async def test_the_endpoint_refuses_requests_without_the_token(
-    make_provider: MakeProvider, fake_sts: FakeSts
-) -> None:
-    from aiohttp.test_utils import TestServer
-
-    provider = make_provider()
-    server = TestServer(credential_app(provider, "s3cret-token"), host="127.0.0.1")
-    await server.start_server()
+async def raw_request(url: str, data: bytes) -> tuple[int, bytes]:
+    """Send ``data`` as it is; the status and body of the answer (0 if the server closed)."""
+    host, port = url.split("/")[2].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
     try:
-        async with ClientSession() as http:
-            url = str(server.make_url("/anything"))
-            async with http.get(url) as missing:
-                assert missing.status == 401
-            async with http.get(url, headers={"Authorization": "nope"}) as wrong:
-                assert wrong.status == 403
-            assert fake_sts.calls == []  # refused before any credential work
-            async with http.get(url, headers={"Authorization": "s3cret-token"}) as ok:
-                assert ok.status == 200
-                body = await ok.json()
+        writer.write(data)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 30)
     finally:
-        await server.close()
-        await provider.close()
+        writer.close()
+    if not answer:
+        return 0, b""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), body
+
+
+def get(token: str | bytes | None, method: bytes = b"GET", path: bytes = b"/x") -> bytes:
+    auth = b""
+    if token is not None:
+        auth = b"Authorization: " + (token.encode() if isinstance(token, str) else token) + b"\r\n"
+    return method + b" " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n" + auth + b"\r\n"
+
+
+@pytest.fixture
+async def endpoint(make_provider: MakeProvider) -> AsyncIterator[CredentialServer]:
+    server = CredentialServer(make_provider(), TOKEN)
+    await server.start()
+    yield server
+    await server.close()
+
+
+async def test_the_endpoint_refuses_requests_without_the_token(
+    endpoint: CredentialServer, fake_sts: FakeSts
+) -> None:
+    assert (await raw_request(endpoint.url, get(None)))[0] == 401
+    assert (await raw_request(endpoint.url, get("nope")))[0] == 403
+    assert fake_sts.calls == []  # refused before any credential work
+    url, auth = endpoint.url + "any/path", {"Authorization": TOKEN}
+    async with ClientSession() as http, http.get(url, headers=auth) as ok:  # an ordinary client
+        assert ok.status == 200
+        body = await ok.json()
     assert set(body) == {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}
     assert body["Expiration"].endswith("Z")
+    assert endpoint.url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("method", [b"GET", b"POST", b"PUT", b"DELETE", b"HEAD", b"OPTIONS"])
+@pytest.mark.parametrize("path", [b"/", b"/latest/meta-data", b"/..%2f", b"*"])
+async def test_every_method_and_path_needs_the_token(
+    endpoint: CredentialServer, fake_sts: FakeSts, method: bytes, path: bytes
+) -> None:
+    assert (await raw_request(endpoint.url, get(None, method, path)))[0] == 401
+    assert (await raw_request(endpoint.url, get("wrong", method, path)))[0] == 403
+    status, _ = await raw_request(endpoint.url, get(TOKEN, method, path))
+    assert status == (200 if method == b"GET" else 405)
+    assert len(fake_sts.token_calls) == (1 if method == b"GET" else 0)
+
+
+@pytest.mark.parametrize("value", [b"\xff\xfe\xfd", TOKEN.encode() + b"\xff", b"\x80" * 43])
+async def test_a_non_utf8_authorization_header_is_refused_not_a_crash(
+    endpoint: CredentialServer, value: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    status, body = await raw_request(endpoint.url, get(value))
+    assert status == 403
+    assert b"Traceback" not in body
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (await raw_request(endpoint.url, get(TOKEN)))[0] == 200  # still serving
+
+
+async def test_a_second_authorization_header_is_refused(endpoint: CredentialServer) -> None:
+    request = get(TOKEN).replace(b"\r\n\r\n", b"\r\nAuthorization: other\r\n\r\n")
+    assert (await raw_request(endpoint.url, request))[0] == 403
+
+
+async def test_oversized_headers_are_refused(endpoint: CredentialServer) -> None:
+    request = get(TOKEN).replace(b"\r\n\r\n", b"\r\nX-Pad: " + b"a" * 40_000 + b"\r\n\r\n")
+    assert (await raw_request(endpoint.url, request))[0] in (0, 431)
+
+
+async def test_half_sent_requests_cannot_exhaust_the_endpoint(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    """A local user without the token opens many connections and never finishes a request:
+    each new one evicts the oldest stalled one, so at most MAX connections are held and a
+    valid request is still served at once."""
+    server = CredentialServer(make_provider(), TOKEN, max_connections=16, header_timeout=60)
+    await server.start()
+    host, port = server.url.split("/")[2].split(":")
+    held: list[asyncio.StreamWriter] = []
+    try:
+        for _ in range(200):
+            _, writer = await asyncio.open_connection(host, int(port))
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")  # and never the blank line
+            held.append(writer)
+        await asyncio.sleep(0)  # let the server accept what is queued
+        for _ in range(3):
+            status, _ = await asyncio.wait_for(raw_request(server.url, get(TOKEN)), 10)
+            assert status == 200
+        assert len(server._connections) <= 16
+    finally:
+        for writer in held:
+            writer.close()
+        await server.close()
+        await server.provider.close()
+
+
+async def test_a_stalled_request_is_dropped_after_the_header_timeout(
+    make_provider: MakeProvider,
+) -> None:
+    server = CredentialServer(make_provider(), TOKEN, header_timeout=0.2)
+    await server.start()
+    host, port = server.url.split("/")[2].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"GET / HTTP/1.1\r\n")
+        assert await asyncio.wait_for(reader.read(), 10) == b""  # closed by the server
+    finally:
+        writer.close()
+        await server.close()
+        await server.provider.close()
+
+
+async def test_a_thousand_concurrent_requests_cost_one_prompt_and_one_sts_call(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: object
+) -> None:
+    server = CredentialServer(make_provider(), TOKEN, max_connections=1000)
+    await server.start()
+    try:
+        async with ClientSession() as http:
+
+            async def fetch() -> dict[str, str]:
+                async with http.get(server.url, headers={"Authorization": TOKEN}) as answer:
+                    assert answer.status == 200
+                    return dict(await answer.json())
+
+            bodies = await asyncio.gather(*(fetch() for _ in range(1000)))
+    finally:
+        await server.close()
+    assert len({b["AccessKeyId"] for b in bodies}) == 1
+    assert len(fake_sts.token_calls) == 1
+    assert len(device.requests) == 1  # type: ignore[attr-defined]
+
+
+async def test_the_keeper_survives_an_unreadable_answer_and_retries(
+    make_provider: MakeProvider, fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    """A body without GetSessionTokenResult (a KeyError inside botocore) once killed the
+    keeper: now it is an StsError, logged, backed off and retried."""
+    provider = make_provider(duration_seconds=3600, **WINDOWS)
+    await provider.credentials()
+    fake_sts.faults.append(Fault(kind="body", body=NO_RESULT))
+    keeper = Keeper([provider], clock)
+    clock.advance(3600 - 1400)  # in the prefetch window
+    wait = await keeper.renew_if_due(provider)
+    assert fake_sts.token_calls[-1].outcome == "fault:body"
+    assert 1 <= wait <= 20  # the backoff, not the next window
+    clock.advance(wait)
+    await keeper.renew_if_due(provider)
+    assert fake_sts.token_calls[-1].outcome == "ok"
+    assert provider._snap.token is not None
+    assert provider._snap.token.expires_at - clock() > 3000
+    await provider.close()
+
+
+async def test_the_keeper_survives_a_bug(
+    make_provider: MakeProvider, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = make_provider(duration_seconds=3600, **WINDOWS)
+    await provider.credentials()
+
+    async def broken(**kwargs: object) -> object:
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(provider, "refresh", broken)
+    clock.advance(3600 - 1400)
+    assert await Keeper([provider], clock).renew_if_due(provider) >= 1.0
+    await provider.close()
 
 
 async def test_a_prompt_waiting_for_a_human_holds_up_no_other_renewal(

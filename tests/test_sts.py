@@ -4,6 +4,7 @@ from aio_sts_session import SourceCredentialsError
 from aio_sts_session._sts import (
     ErrorKind,
     SourceKeys,
+    cap_expiry,
     check_source_keys,
     classify_error,
     correct_for_skew,
@@ -78,3 +79,19 @@ def test_source_keys_checks() -> None:
         check_source_keys(SourceKeys("ASIAEXAMPLE", "s3cr3t-value", "tok3n", "env"), "here")
     assert "s3cr3t" not in str(info.value)
     assert "tok3n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "requested", "kept"),
+    [
+        (3600, 3600, 3600),  # what was asked
+        (3601.5, 3600, 3601.5),  # within the skew tolerance
+        (1800, 3600, 1800),  # shorter (root: one hour): followed
+        (3700, 3600, 3600),  # longer than asked: capped
+        (100 * 365 * 86400, 43200, 43200),  # a hundred years ahead
+        (253402300799 - 1_800_000_000, 900, 900),  # year 9999
+    ],
+)
+def test_cap_expiry(expires_in: float, requested: int, kept: float) -> None:
+    now = 1_800_000_000.0
+    assert cap_expiry(now + expires_in, now, requested) == now + kept
