@@ -2,35 +2,75 @@
 and roles assumed on that MFA session.
 
 The public surface is what ``__all__`` lists; modules starting with ``_`` are private.
+Names are loaded on first use (PEP 562): ``import aio_sts_session`` costs almost nothing, so
+the command line decides what it needs before it imports botocore.
 """
 
-from ._cache import EncryptedFileCache, MemoryCache, TokenCache
-from ._callbacks import (
-    CommandCallback,
-    TerminalPrompt,
-    TotpCallback,
-    command_callback,
-    terminal_prompt,
-    totp_callback,
-)
-from ._engine import ProviderStats
-from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
-from ._policy import State
-from ._profiles import from_profile
-from ._provider import SessionTokenProvider
-from ._role import AssumeRoleProvider
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__
-from .exceptions import (
-    CacheLockTimeoutError,
-    ConfigurationError,
-    MfaError,
-    ProviderClosedError,
-    ReentrantRefreshError,
-    SourceCredentialsError,
-    StsError,
-    StsSessionError,
-    StsUnavailableError,
-)
+
+if TYPE_CHECKING:  # what type checkers and IDEs see: the names, eagerly
+    from ._cache import EncryptedFileCache, MemoryCache, TokenCache
+    from ._callbacks import (
+        CommandCallback,
+        TerminalPrompt,
+        TotpCallback,
+        command_callback,
+        terminal_prompt,
+        totp_callback,
+    )
+    from ._engine import ProviderStats
+    from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
+    from ._policy import State
+    from ._profiles import from_profile
+    from ._provider import SessionTokenProvider
+    from ._role import AssumeRoleProvider
+    from .exceptions import (
+        CacheLockTimeoutError,
+        ConfigurationError,
+        MfaError,
+        ProviderClosedError,
+        ReentrantRefreshError,
+        SourceCredentialsError,
+        StsError,
+        StsSessionError,
+        StsUnavailableError,
+    )
+
+#: Where each public name lives.
+_HOMES = {
+    "AssumeRoleProvider": "._role",
+    "CacheLockTimeoutError": ".exceptions",
+    "CachedToken": "._models",
+    "CommandCallback": "._callbacks",
+    "ConfigurationError": ".exceptions",
+    "EncryptedFileCache": "._cache",
+    "MemoryCache": "._cache",
+    "MfaCallback": "._models",
+    "MfaError": ".exceptions",
+    "MfaRequest": "._models",
+    "ProviderClosedError": ".exceptions",
+    "ProviderStats": "._engine",
+    "ReentrantRefreshError": ".exceptions",
+    "SessionCredentials": "._models",
+    "SessionTokenProvider": "._provider",
+    "SourceCredentialsError": ".exceptions",
+    "State": "._policy",
+    "StsError": ".exceptions",
+    "StsSessionError": ".exceptions",
+    "StsUnavailableError": ".exceptions",
+    "TerminalPrompt": "._callbacks",
+    "TokenCache": "._cache",
+    "TotpCallback": "._callbacks",
+    "command_callback": "._callbacks",
+    "from_profile": "._profiles",
+    "terminal_prompt": "._callbacks",
+    "totp_callback": "._callbacks",
+}
 
 __all__ = [
     "AssumeRoleProvider",
@@ -63,9 +103,21 @@ __all__ = [
     "totp_callback",
 ]
 
-# Tracebacks and reprs show the public name (aio_sts_session.MfaError), not the private module.
-for _name in __all__:
-    _obj = globals()[_name]
-    if isinstance(_obj, type):
-        _obj.__module__ = __name__
-del _name, _obj
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = importlib.import_module(home, __name__)
+    for public, where in _HOMES.items():  # every public name of that module, at once
+        if where == home:
+            value = getattr(module, public)
+            if isinstance(value, type):
+                # Tracebacks and reprs show the public name (aio_sts_session.MfaError).
+                value.__module__ = __name__
+            globals()[public] = value
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -49,7 +49,9 @@ __all__ = [
     "SourceResolver",
     "StsClientFactory",
     "attach",
+    "aws_file_paths",
     "configured_endpoint",
+    "credentials_file_sections",
     "default_region",
     "profile_session",
     "read_config",
@@ -146,6 +148,30 @@ def configured_endpoint(session: botocore.session.Session, config: Config | None
     )
     url = provider.provide()
     return str(url) if url else None
+
+
+def aws_file_paths() -> list[str]:
+    """The config and credentials files botocore reads, as its loader opens them
+    (``botocore.configloader.raw_config_parse`` expands variables, then ``~``)."""
+    session = botocore.session.Session()
+    paths = []
+    for variable in ("config_file", "credentials_file"):
+        value = session.get_config_variable(variable)
+        if value:
+            paths.append(os.path.expanduser(os.path.expandvars(str(value))))
+    return paths
+
+
+def credentials_file_sections(session: botocore.session.Session) -> set[str]:
+    """The profiles whose keys are in the shared credentials file (not the config file)."""
+    import botocore.configloader
+
+    path = session.get_config_variable("credentials_file")
+    try:
+        parsed = botocore.configloader.raw_config_parse(path) if path else {}
+    except BotoCoreError:
+        return set()
+    return {name for name, settings in parsed.items() if settings.get("aws_access_key_id")}
 
 
 def read_profiles(

@@ -1,24 +1,12 @@
 """Where tokens are kept: the ``TokenCache`` protocol, the in-memory cache, and the encrypted,
-process-shared ``EncryptedFileCache``.
-
-Entry file layout (``<sha256(cache key)[:32]>.token``, mode 0600)::
-
-    b"ASTS\\x01" | expires_at (float64, big-endian) | nonce (12 bytes) | AES-256-GCM ciphertext+tag
-
-The associated data is the 13-byte header followed by the cache key, so an entry copied over
-another one (another profile, serial or duration) does not decrypt, and the clear-text expiry
-(used to prune without the key) cannot be altered unnoticed.
+process-shared ``EncryptedFileCache`` (its file format: :mod:`._entry`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import datetime as _dt
-import hashlib
-import json
 import logging
 import math
 import os
@@ -29,13 +17,25 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import filelock
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ._clock import Clock, system_clock
+from ._entry import (
+    HEADER,
+    MAGIC,
+    MAX_ENTRY_BYTES,
+    SUFFIX,
+    decode_key,
+    entry_file_name,
+    generate_key,
+    make_private_directory,
+    open_blob,
+    read_regular_file,
+    seal_blob,
+)
 from ._models import CachedToken, SessionCredentials
 from .exceptions import CacheLockTimeoutError, ConfigurationError
 
@@ -43,14 +43,7 @@ __all__ = ["EncryptedFileCache", "MemoryCache", "TokenCache"]
 
 logger = logging.getLogger("aio_sts_session")
 
-_MAGIC = b"ASTS\x01"
-_HEADER = struct.Struct(">5sd")
-_NONCE_BYTES = 12
-_SUFFIX = ".token"
 _TEMPORARY_PREFIX = ".tmp-"
-#: An entry is a few hundred bytes (a role's session token is the largest part): anything
-#: larger than this is not one, and is not read.
-MAX_ENTRY_BYTES = 64 * 1024
 #: Entries are deleted (pruned) only once expired by more than this, in this process's clock:
 #: a process whose clock runs ahead (STS tolerates 15 minutes; a broken clock, hours) must not
 #: delete entries that every other process still uses. Expired entries are misses anyway.
@@ -61,12 +54,6 @@ TEMPORARY_MAX_AGE = 600.0
 #: After the directory or a lock failed (a passing EMFILE, a full disk), the disk is tried
 #: again this many seconds later; meanwhile that work is done in memory.
 DISK_RETRY_SECONDS = 30.0
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
 
 
 @runtime_checkable
@@ -137,102 +124,27 @@ class MemoryCache:
             lock.release()
 
 
-def keyring_key(service: str, username: str) -> str:
-    """The cache key kept in the OS keyring under ``service``/``username``, made and stored
-    there on first use. Needs the ``keyring`` package."""
+def _older_than(path: Path, seconds: float) -> bool:
     try:
-        import keyring
-        from keyring.errors import KeyringError
-    except ImportError as exc:
-        raise ConfigurationError(
-            "Keeping the cache key in the OS keyring needs the keyring package: "
-            "pip install 'aio-sts-session[keyring]' (or pass key= yourself)."
-        ) from exc
-    try:
-        key = keyring.get_password(service, username)
-        if key is None:
-            key = EncryptedFileCache.generate_key()
-            keyring.set_password(service, username, key)
-    except KeyringError as exc:
-        raise ConfigurationError(
-            f"The OS keyring could not store or return the cache key ({type(exc).__name__}): "
-            "unlock it or configure a keyring backend, or pass the key another way (key=; for "
-            "the command line AIO_STS_SESSION_CACHE_KEY, or "
-            "PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring for a key file)."
-        ) from exc
-    return str(key)
+        return time.time() - path.lstat().st_mtime > seconds
+    except OSError:
+        return False
 
 
-def _decode_key(key: str | bytes) -> bytes:
-    if isinstance(key, str):
-        try:
-            raw = base64.urlsafe_b64decode(key.encode("ascii"))
-        except (binascii.Error, UnicodeEncodeError, ValueError):
-            raw = b""
-    else:
-        raw = bytes(key)
-    if len(raw) != 32:
-        raise ConfigurationError(
-            "EncryptedFileCache key must be 32 bytes, or their URL-safe base64 text as made by "
-            "EncryptedFileCache.generate_key(); generate one and keep it in a secret store."
-        )
-    return raw
-
-
-def _read_regular_file(path: Path, limit: int) -> bytes:
-    """At most ``limit`` bytes of ``path``, refusing (``OSError``) anything that is not a
-    regular file: a symlink (to ``/dev/zero``), a FIFO (planted to hang the reader), a device.
-    Opened without blocking, so a FIFO is refused rather than waited on; a larger file than
-    ``limit`` raises ``ValueError``."""
-    fd = os.open(path, _OPEN_FLAGS)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(f"{path} is not a regular file")
-        if info.st_size > limit:
-            raise ValueError(f"larger than {limit} bytes")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(limit + 1)
-    finally:
-        os.close(fd)
-    if len(data) > limit:
-        raise ValueError(f"larger than {limit} bytes")
-    return data
-
-
-def make_private_directory(path: Path) -> None:
-    """Create ``path`` and every missing parent with mode 0700 (whatever the umask: under
-    umask 000 ``mkdir -p`` makes world-writable parents such as ``~/.cache``)."""
-    missing: list[Path] = []
-    current = path
-    while not current.exists():
-        missing.append(current)
-        if current.parent == current:
-            break
-        current = current.parent
-    for directory in reversed(missing):
-        with contextlib.suppress(FileExistsError):
-            directory.mkdir(mode=0o700)
-            os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
-
-
-def _token_to_json(token: CachedToken) -> bytes:
+def _token_to_dict(token: CachedToken) -> dict[str, Any]:
     c = token.credentials
-    return json.dumps(
-        {
-            "access_key_id": c.access_key_id,
-            "secret_access_key": c.secret_access_key,
-            "session_token": c.session_token,
-            "expiration": c.expiration.isoformat(),
-            "expires_at": token.expires_at,
-            "lifetime": token.lifetime,
-            "skew": token.skew,
-        }
-    ).encode()
+    return {
+        "access_key_id": c.access_key_id,
+        "secret_access_key": c.secret_access_key,
+        "session_token": c.session_token,
+        "expiration": c.expiration.isoformat(),
+        "expires_at": token.expires_at,
+        "lifetime": token.lifetime,
+        "skew": token.skew,
+    }
 
 
-def _token_from_json(data: bytes) -> CachedToken:
-    obj = json.loads(data)
+def _token_from_dict(obj: dict[str, Any]) -> CachedToken:
     expiration = _dt.datetime.fromisoformat(obj["expiration"])
     return CachedToken(
         credentials=SessionCredentials(
@@ -272,7 +184,7 @@ class EncryptedFileCache:
                 "EncryptedFileCache needs at least one key: make one with "
                 "EncryptedFileCache.generate_key() and keep it in a secret store."
             )
-        self._aeads = [AESGCM(_decode_key(k)) for k in keys]
+        self._aeads = [AESGCM(decode_key(k)) for k in keys]
         if lock_timeout is not None and lock_timeout <= 0:
             raise ConfigurationError("lock_timeout must be a positive number of seconds.")
         self.lock_timeout = lock_timeout
@@ -286,7 +198,7 @@ class EncryptedFileCache:
     @staticmethod
     def generate_key() -> str:
         """A new random 256-bit key as URL-safe base64 text."""
-        return base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode("ascii")
+        return generate_key()
 
     @classmethod
     def from_keyring(
@@ -300,6 +212,8 @@ class EncryptedFileCache:
         """A cache whose key lives in the OS keyring (macOS Keychain, Windows Credential
         Locker, Secret Service), made and stored there on first use. Needs the ``keyring``
         package: ``pip install 'aio-sts-session[keyring]'``."""
+        from ._cachekey import keyring_key
+
         key = keyring_key(service, username)
         return cls(directory, key=key, lock_timeout=lock_timeout)
 
@@ -310,8 +224,7 @@ class EncryptedFileCache:
 
     def path_for(self, key: str) -> Path:
         """The file that holds the entry for ``key`` (named by a hash of it)."""
-        digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        return self.directory / f"{digest}{_SUFFIX}"
+        return self.directory / entry_file_name(key)
 
     def _ensure_directory(self) -> bool:
         """Create the directory 0700 if needed. True if entries can be read from it (it may
@@ -381,37 +294,22 @@ class EncryptedFileCache:
     # -- encryption ----------------------------------------------------------------------------
 
     def _seal(self, key: str, token: CachedToken) -> bytes:
-        header = _HEADER.pack(_MAGIC, token.expires_at)
-        nonce = os.urandom(_NONCE_BYTES)
-        ciphertext = self._aeads[0].encrypt(nonce, _token_to_json(token), header + key.encode())
-        return header + nonce + ciphertext
+        return seal_blob(self._aeads[0], key, token.expires_at, _token_to_dict(token))
 
     def _open(self, key: str, blob: bytes) -> CachedToken:
         """Decrypt an entry or raise ValueError saying what is wrong with it."""
-        if len(blob) < _HEADER.size + _NONCE_BYTES + 16:
-            raise ValueError("truncated")
-        header, rest = blob[: _HEADER.size], blob[_HEADER.size :]
-        magic, _ = _HEADER.unpack(header)
-        if magic != _MAGIC:
-            raise ValueError("not an aio-sts-session entry")
-        nonce, ciphertext = rest[:_NONCE_BYTES], rest[_NONCE_BYTES:]
-        for aead in self._aeads:
-            try:
-                plaintext = aead.decrypt(nonce, ciphertext, header + key.encode())
-            except InvalidTag:
-                continue
-            try:
-                return _token_from_json(plaintext)
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError("undecodable content") from exc
-        raise ValueError("tampered, copied from another entry, or written with another key")
+        data = open_blob(self._aeads, key, blob)
+        try:
+            return _token_from_dict(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError("undecodable content") from exc
 
     # -- blocking file operations (run in a worker thread) -------------------------------------
 
     def _read_sync(self, key: str) -> CachedToken | None:
         path = self.path_for(key)
         try:
-            blob = _read_regular_file(path, MAX_ENTRY_BYTES)
+            blob = read_regular_file(path, MAX_ENTRY_BYTES)
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
@@ -424,11 +322,12 @@ class EncryptedFileCache:
         try:
             token = self._open(key, blob)
         except ValueError as exc:
+            what = f"Ignoring credential cache entry {path}: {exc}."
             logger.warning(
-                "Ignoring credential cache entry %s: %s. It will be replaced at the next "
-                "refresh; if you rotated keys, pass the old key too (key=[new, old]).",
-                path,
-                exc,
+                "%s It will be replaced at the next refresh; if you rotated keys, pass the old "
+                "key too (key=[new, old]).",
+                what,
+                extra={"topic": "cache.undecryptable", "what": what},
             )
             return None
         if token.expires_at <= self._clock():
@@ -438,7 +337,7 @@ class EncryptedFileCache:
     def _write_sync(self, key: str, token: CachedToken) -> None:
         path = self.path_for(key)
         blob = self._seal(key, token)
-        fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, suffix=_SUFFIX, dir=self.directory)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMPORARY_PREFIX, suffix=SUFFIX, dir=self.directory)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as fh:
@@ -461,11 +360,11 @@ class EncryptedFileCache:
     def _expired_on_disk(self, entry: Path) -> bool:
         """Whether ``entry``'s clear-text expiry is more than :data:`PRUNE_MARGIN` ago."""
         try:
-            header = _read_regular_file(entry, MAX_ENTRY_BYTES)[: _HEADER.size]
-            magic, expires_at = _HEADER.unpack(header)
+            header = read_regular_file(entry, MAX_ENTRY_BYTES)[: HEADER.size]
+            magic, expires_at = HEADER.unpack(header)
         except (OSError, ValueError, struct.error):
             return False
-        return bool(magic == _MAGIC and expires_at + PRUNE_MARGIN <= self._clock())
+        return bool(magic == MAGIC and expires_at + PRUNE_MARGIN <= self._clock())
 
     def _prune_sync(self) -> None:
         """Delete entries expired for more than :data:`PRUNE_MARGIN` (no key needed), and
@@ -476,7 +375,10 @@ class EncryptedFileCache:
         that would make a third process waiting on the lock prompt again. Entries whose lock
         is busy are left for a later prune.
         """
-        for entry in self.directory.glob(f"*{_SUFFIX}"):
+        for lock_path in self.directory.glob("*.lock"):
+            if not lock_path.with_suffix(SUFFIX).exists() and _older_than(lock_path, 60.0):
+                self._remove_lock_if_free(lock_path)  # its entry is gone: so goes the lock
+        for entry in self.directory.glob(f"*{SUFFIX}"):
             if entry.name.startswith(_TEMPORARY_PREFIX):
                 self._prune_temporary(entry)
                 continue
@@ -541,16 +443,50 @@ class EncryptedFileCache:
         with contextlib.suppress(FileNotFoundError):
             await asyncio.to_thread(self.path_for(key).unlink)
 
+    async def remove(self, key: str) -> bool:
+        """Forget the token under ``key``, and its lock file when no process holds it;
+        whether there was a token to forget."""
+        in_memory = await self._memory.load(key) is not None
+        await self._memory.delete(key)
+        path = self.path_for(key)
+
+        def remove_files() -> bool:
+            try:
+                path.unlink()
+                existed = True
+            except FileNotFoundError:
+                existed = False
+            self._remove_lock_if_free(path.with_suffix(".lock"))
+            return existed
+
+        return await asyncio.to_thread(remove_files) or in_memory
+
+    @staticmethod
+    def _remove_lock_if_free(lock_path: Path) -> None:
+        """Delete a lock file no process holds (held while deleting, so no one is mid-way)."""
+        lock = filelock.FileLock(str(lock_path), timeout=0, mode=0o600)
+        try:
+            if not lock_path.exists():
+                return
+            with lock:
+                lock_path.unlink(missing_ok=True)
+        except (filelock.Timeout, OSError):
+            pass
+
     async def clear(self) -> int:
-        """Delete every entry (not the lock files, which other processes may hold); returns
-        how many were deleted. Needs no key."""
+        """Delete every entry, and every lock file no process holds; returns how many entries
+        were deleted. Needs no key."""
 
         def remove_all() -> int:
             removed = 0
-            for entry in self.directory.glob(f"*{_SUFFIX}"):
+            for entry in self.directory.glob(f"*{SUFFIX}"):
+                if entry.name.startswith(_TEMPORARY_PREFIX):
+                    continue
                 with contextlib.suppress(FileNotFoundError):
                     entry.unlink()
                     removed += 1
+            for lock in self.directory.glob("*.lock"):
+                self._remove_lock_if_free(lock)
             return removed
 
         self._memory = MemoryCache()

@@ -9,17 +9,13 @@ the platform's conventions (``platformdirs``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import secrets
 import stat
 import sys
 from pathlib import Path
 from typing import Any
 
-import platformdirs
-
-from ._cache import EncryptedFileCache, keyring_key, make_private_directory
+from ._entry import decode_key, generate_key, make_private_directory
 from .exceptions import ConfigurationError
 
 __all__ = [
@@ -28,35 +24,108 @@ __all__ = [
     "cache_directory",
     "describe_key_source",
     "key_file_path",
+    "keyring_key",
+    "quick_directories",
+    "read_cache_key",
     "resolve_cache_key",
 ]
 
 APP = "aio-sts-session"
 ENV_KEY = "AIO_STS_SESSION_CACHE_KEY"
 KEYRING_SERVICE, KEYRING_USERNAME = "aio-sts-session", "cache-key"
+KEY_FILE_NAME = "cache.key"
+#: ``PYTHON_KEYRING_BACKEND`` values that mean "no keyring".
+_NO_KEYRING = frozenset({"keyring.backends.null.Keyring", "keyring.backends.fail.Keyring"})
 
 
-@dataclasses.dataclass(frozen=True, repr=False)
 class KeySource:
     """The cache key and a description of where it came from (``repr`` hides the key)."""
 
-    key: str
-    where: str
+    __slots__ = ("key", "where")
+
+    def __init__(self, key: str, where: str) -> None:
+        self.key = key
+        self.where = where
 
     def __repr__(self) -> str:
         return f"KeySource(where={self.where!r})"
 
 
 def cache_directory() -> Path:
-    return platformdirs.user_cache_path(APP)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_path(APP))
 
 
 def key_file_path() -> Path:
-    return platformdirs.user_config_path(APP) / "cache.key"
+    import platformdirs
+
+    return Path(platformdirs.user_config_path(APP)) / KEY_FILE_NAME
+
+
+def quick_directories() -> tuple[Path, Path] | None:
+    """``(cache directory, key file)`` by the XDG rule, without importing ``platformdirs``
+    (~10 ms): for the command line's warm path. ``None`` where the rule does not apply. The
+    full path writes a warm record only where this agrees with :func:`cache_directory` and
+    :func:`key_file_path`, so a disagreement costs speed, never a wrong answer."""
+    if sys.platform == "win32":
+        return None
+    home = os.environ.get("HOME", "")
+    if not os.path.isabs(home):
+        return None
+
+    def xdg(variable: str, default: str) -> Path:
+        value = os.environ.get(variable, "").strip()
+        if value and os.path.isabs(value):
+            return Path(value) / APP
+        return Path(home) / default / APP
+
+    if sys.platform == "darwin" and not (
+        os.environ.get("XDG_CACHE_HOME") or os.environ.get("XDG_CONFIG_HOME")
+    ):
+        library = Path(home) / "Library"
+        return library / "Caches" / APP, library / "Application Support" / APP / KEY_FILE_NAME
+    return xdg("XDG_CACHE_HOME", ".cache"), xdg("XDG_CONFIG_HOME", ".config") / KEY_FILE_NAME
+
+
+def keyring_key(service: str, username: str) -> str:
+    """The cache key kept in the OS keyring under ``service``/``username``, made and stored
+    there on first use. Needs the ``keyring`` package."""
+    try:
+        import keyring
+        from keyring.errors import KeyringError
+    except ImportError as exc:
+        raise ConfigurationError(
+            "Keeping the cache key in the OS keyring needs the keyring package: "
+            "pip install 'aio-sts-session[keyring]' (or pass key= yourself)."
+        ) from exc
+    try:
+        key = keyring.get_password(service, username)
+        if key is None:
+            key = generate_key()
+            keyring.set_password(service, username, key)
+    except KeyringError as exc:
+        raise ConfigurationError(
+            f"The OS keyring could not store or return the cache key ({type(exc).__name__}): "
+            "unlock it or configure a keyring backend, or pass the key another way (key=; for "
+            "the command line AIO_STS_SESSION_CACHE_KEY, or "
+            "PYTHON_KEYRING_BACKEND=keyring.backends.null.Keyring for a key file)."
+        ) from exc
+    return str(key)
 
 
 def _keyring() -> Any | None:
-    """The OS keyring backend if the extra is installed and one is usable, else ``None``."""
+    """The OS keyring backend if the extra is installed and one is usable, else ``None``.
+    Answers without importing ``keyring`` (~45 ms) when the answer is plainly no: it is not
+    installed, or ``PYTHON_KEYRING_BACKEND`` names no keyring (and nothing in this process
+    has imported it, so nothing can have chosen another backend)."""
+    if "keyring" not in sys.modules:
+        if os.environ.get("PYTHON_KEYRING_BACKEND") in _NO_KEYRING:
+            return None
+        import importlib.util
+
+        if importlib.util.find_spec("keyring") is None:
+            return None
     try:
         import keyring
         from keyring.backends import chainer, fail, null
@@ -95,9 +164,25 @@ def resolve_cache_key() -> KeySource:
     return KeySource(_from_key_file(path), f"the key file {path}")
 
 
+def read_cache_key(key_file: Path) -> str | None:
+    """The cache key from the same sources in the same order as :func:`resolve_cache_key`,
+    creating nothing: ``None`` if the key file does not exist yet (the warm path then steps
+    aside). Raises :class:`ConfigurationError` as :func:`resolve_cache_key` does."""
+    from_env = os.environ.get(ENV_KEY)
+    if from_env:
+        _check(from_env, f"{ENV_KEY} is not a cache key")
+        return from_env
+    if _keyring() is not None:
+        return resolve_cache_key().key
+    try:
+        return _read_key_file(key_file)
+    except FileNotFoundError:
+        return None
+
+
 def _check(key: str, problem: str) -> None:
     try:
-        EncryptedFileCache(cache_directory(), key=key)  # validates; touches no file
+        decode_key(key)
     except ConfigurationError:
         raise ConfigurationError(
             f"{problem}: it must be 32 random bytes in URL-safe base64 (python -c 'import "
@@ -114,10 +199,12 @@ def _from_key_file(path: Path) -> str:
         make_private_directory(path.parent)
         # Write a temporary file, then link it into place: two processes starting together
         # both end up with the one key that won, never with a half-written file.
+        import secrets
+
         temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.write(fd, (EncryptedFileCache.generate_key() + "\n").encode())
+            os.write(fd, (generate_key() + "\n").encode())
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -22,10 +22,14 @@ from ._text import quote
 from .exceptions import ConfigurationError, MfaError
 
 __all__ = [
+    "DIALOGS",
     "CommandCallback",
+    "DialogPrompt",
     "TerminalPrompt",
     "TotpCallback",
     "command_callback",
+    "prompt_text",
+    "run_command",
     "terminal_prompt",
     "totp_callback",
 ]
@@ -40,13 +44,17 @@ HOW_TO_PROVIDE_A_CODE = (
 )
 
 
-def _prompt_text(request: MfaRequest) -> str:
+def prompt_text(request: MfaRequest) -> str:
+    """What a prompt says: the profile (when there is one), the device, the role for a direct
+    AssumeRole, and why it asks again."""
     target = f" to assume {request.role_arn}" if request.role_arn else ""
     again = ""
     if request.reason == "rejected":
         again = f" (STS rejected the last one; attempt {request.attempt}/{request.max_attempts})"
     elif request.reason == "malformed":
         again = f" (six digits, please; attempt {request.attempt}/{request.max_attempts})"
+    if request.profile:
+        return f"MFA code for profile {request.profile} ({request.serial_number}){target}{again}: "
     return f"MFA code for {request.serial_number}{target}{again}: "
 
 
@@ -86,7 +94,7 @@ class TerminalPrompt:
             ) from None
         loop = asyncio.get_running_loop()
         try:
-            _write_all(fd, _prompt_text(request).encode())
+            _write_all(fd, prompt_text(request).encode())
             return await _read_line(loop, fd)
         finally:
             loop.remove_reader(fd)
@@ -165,54 +173,89 @@ class CommandCallback:
 
     async def __call__(self, request: MfaRequest) -> str:
         name = quote(self.argv[0])
-        env = {k: v for k, v in os.environ.items() if k not in HIDDEN_FROM_COMMANDS}
-        env["AIO_STS_SESSION_MFA_SERIAL"] = request.serial_number
-        env["AIO_STS_SESSION_MFA_ATTEMPT"] = str(request.attempt)
+        status, out, last_error = await run_command(self.argv, self.timeout, _command_env(request))
+        if status != 0:
+            detail = f": {last_error[:200]}" if last_error else ""
+            raise MfaError(f"The MFA command {name} exited with status {status}{detail}.")
+        return _code_in(out, f"The MFA command {name}")
+
+
+def _command_env(request: MfaRequest) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in HIDDEN_FROM_COMMANDS}
+    env["AIO_STS_SESSION_MFA_SERIAL"] = request.serial_number
+    env["AIO_STS_SESSION_MFA_ATTEMPT"] = str(request.attempt)
+    if request.profile:
+        env["AIO_STS_SESSION_PROFILE"] = request.profile
+    return env
+
+
+def _code_in(out: bytes, who: str) -> str:
+    codes = _SIX_DIGITS.findall(out)
+    if not codes:
+        raise MfaError(f"{who} printed no six-digit code: make it print the code.")
+    return str(codes[-1].decode())
+
+
+async def run_command(
+    argv: Sequence[str], timeout: float, env: dict[str, str]
+) -> tuple[int, bytes, str]:
+    """Run ``argv`` (no shell, stdin closed, in a process group of its own) for at most
+    ``timeout`` seconds: ``(exit status, stdout, last line of stderr)``. Its stderr goes on to
+    the controlling terminal as it comes (``ykman``'s "Touch your YubiKey"), else to ours. A
+    timeout or a cancel kills the whole group; once the command has exited nothing waits for a
+    process it left behind (one holding its output open)."""
+    name = quote(argv[0])
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            start_new_session=sys.platform != "win32",
+        )
+    except OSError as exc:
+        raise MfaError(
+            f"The MFA command {name} could not be started ({exc.strerror}): check "
+            "--mfa-command / mfa_process."
+        ) from None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    out, err = bytearray(), bytearray()
+    sink = _error_sink()
+    readers = [
+        asyncio.ensure_future(_drain(process.stdout, out)),
+        asyncio.ensure_future(_drain(process.stderr, err, sink)),
+    ]
+    try:
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self.argv,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                start_new_session=sys.platform != "win32",
-            )
-        except OSError as exc:
+            await asyncio.wait_for(_exited(process), timeout)
+        except asyncio.TimeoutError:
             raise MfaError(
-                f"The MFA command {name} could not be started ({exc.strerror}): check "
-                "--mfa-command / mfa_process."
+                f"The MFA command {name} printed no code within {timeout:g} s."
             ) from None
-        assert process.stdout is not None
-        assert process.stderr is not None
-        out, err = bytearray(), bytearray()
-        readers = [
-            asyncio.ensure_future(_drain(process.stdout, out)),
-            asyncio.ensure_future(_drain(process.stderr, err)),
-        ]
-        try:
-            try:
-                await asyncio.wait_for(_exited(process), self.timeout)
-            except asyncio.TimeoutError:
-                raise MfaError(
-                    f"The MFA command {name} printed no code within {self.timeout:g} s."
-                ) from None
-            # It has exited: what it printed is in the pipes. A process it left behind may
-            # hold them open; take what is there and do not wait for that one.
-            await asyncio.wait(readers, timeout=PIPE_GRACE)
-        finally:  # timed out, cancelled or done: leave no process of its group behind
-            await _end(process, readers)
-        if process.returncode != 0:
-            last = err.decode(errors="replace").strip().splitlines()[-1:] or [""]
-            detail = f": {last[0][:200]}" if last[0] else ""
-            raise MfaError(
-                f"The MFA command {name} exited with status {process.returncode}{detail}."
-            )
-        codes = _SIX_DIGITS.findall(bytes(out))
-        if not codes:
-            raise MfaError(
-                f"The MFA command {name} printed no six-digit code: make it print the code."
-            )
-        return str(codes[-1].decode())
+        # It has exited: what it printed is in the pipes. A process it left behind may
+        # hold them open; take what is there and do not wait for that one.
+        await asyncio.wait(readers, timeout=PIPE_GRACE)
+    finally:  # timed out, cancelled or done: leave no process of its group behind
+        await _end(process, readers)
+        if sink is not None and sink != 2:
+            os.close(sink)
+    assert process.returncode is not None
+    lines = err.decode(errors="replace").strip().splitlines()
+    return process.returncode, bytes(out), lines[-1] if lines else ""
+
+
+def _error_sink() -> int | None:
+    """Where a command's stderr goes: the controlling terminal if there is one, else our own
+    stderr (botocore pipes a credential process's stderr: the terminal is where a person
+    looks)."""
+    if sys.platform == "win32":  # pragma: no cover
+        return 2
+    try:
+        return os.open(DEFAULT_TTY, os.O_WRONLY | os.O_NOCTTY)
+    except OSError:
+        return 2
 
 
 #: Seconds to collect a command's output once it has exited.
@@ -229,9 +272,14 @@ async def _exited(process: asyncio.subprocess.Process) -> None:
         await asyncio.sleep(_EXIT_POLL)
 
 
-async def _drain(stream: asyncio.StreamReader, into: bytearray) -> None:
+async def _drain(stream: asyncio.StreamReader, into: bytearray, sink: int | None = None) -> None:
     while chunk := await stream.read(4096):
         into.extend(chunk)
+        if sink is not None:
+            with contextlib.suppress(OSError):
+                os.write(sink, chunk)
+        if sink is not None and len(into) > 65536:  # forwarded: keep the tail, for the message
+            del into[:-65536]
 
 
 async def _end(
@@ -253,6 +301,66 @@ def _kill_group(process: asyncio.subprocess.Process) -> None:
             process.kill()
         else:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+#: The desktop dialogs the command line can ask with, and the programs they need.
+DIALOGS = {"zenity": "zenity", "kdialog": "kdialog", "osascript": "osascript"}
+DIALOG_TITLE = "aio-sts-session"
+
+
+class DialogPrompt:
+    """Asks in a desktop dialog (``zenity``, ``kdialog``, or ``osascript`` on macOS) that
+    names the profile and the device: for tools started without a terminal (an IDE, a desktop
+    launcher, a Git GUI). Run without a shell, with a timeout; cancelled or timed out, the
+    dialog is killed. Cancelling it is :class:`MfaError`."""
+
+    def __init__(self, program: str, *, timeout: float = 120.0) -> None:
+        if program not in DIALOGS:
+            raise ConfigurationError(
+                f"Unknown dialog {quote(program)}: use one of {', '.join(sorted(DIALOGS))}."
+            )
+        self.program = program
+        self.timeout = float(timeout)
+
+    def __repr__(self) -> str:
+        return f"DialogPrompt({self.program!r}, timeout={self.timeout:g})"
+
+    @staticmethod
+    def usable(program: str) -> bool:
+        """Whether ``program`` can show a dialog here: on PATH, and a display to show it on
+        (``DISPLAY`` or ``WAYLAND_DISPLAY``; macOS always has one)."""
+        import shutil
+
+        if shutil.which(DIALOGS[program]) is None:
+            return False
+        if program == "osascript":
+            return sys.platform == "darwin"
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+    def argv(self, request: MfaRequest) -> list[str]:
+        text = prompt_text(request).rstrip(": ")
+        if self.program == "zenity":
+            return ["zenity", "--entry", "--title", DIALOG_TITLE, "--text", text]
+        if self.program == "kdialog":
+            return ["kdialog", "--title", DIALOG_TITLE, "--inputbox", text]
+        script = (
+            f'text returned of (display dialog "{_applescript(text)}" default answer "" '
+            f'with title "{DIALOG_TITLE}")'
+        )
+        return ["osascript", "-e", script]
+
+    async def __call__(self, request: MfaRequest) -> str:
+        status, out, _ = await run_command(self.argv(request), self.timeout, _command_env(request))
+        if status != 0:  # zenity and kdialog exit 1 on cancel; osascript with an error
+            raise MfaError(
+                f"The MFA dialog ({self.program}) was cancelled or failed (status {status}).",
+                topic="mfa.cancelled",
+            )
+        return _code_in(out, f"The MFA dialog ({self.program})")
+
+
+def _applescript(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def command_callback(command: str | Sequence[str], *, timeout: float = 60.0) -> CommandCallback:

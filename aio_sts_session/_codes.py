@@ -45,8 +45,10 @@ class CodeAsker:
         attempts: int,
         timeout: float | None,
         clock: Clock,
+        profile: str | None = None,
     ) -> None:
         self.serial = serial
+        self.profile = profile
         self._callback = callback
         self._attempts = attempts
         self._timeout = timeout
@@ -87,6 +89,7 @@ class CodeAsker:
                     duration_seconds=duration,
                     reason=reason,
                     role_arn=role_arn,
+                    profile=self.profile,
                 )
                 stats.prompts += 1
                 logger.info(
@@ -128,11 +131,11 @@ class CodeAsker:
                 if on_unjudged is not None:
                     on_unjudged()
                 raise
-        raise MfaError(_no_code_accepted(self.serial, self._attempts, rejected, malformed))
+        raise _no_code_accepted(self.serial, self._attempts, rejected, malformed)
 
 
-def _no_code_accepted(serial: str, attempts: int, rejected: int, malformed: int) -> str:
-    """The final MfaError message, with the advice that fits what went wrong."""
+def _no_code_accepted(serial: str, attempts: int, rejected: int, malformed: int) -> MfaError:
+    """The final MfaError, with the advice that fits what went wrong."""
     advice = []
     if rejected:
         advice.append(
@@ -144,7 +147,10 @@ def _no_code_accepted(serial: str, attempts: int, rejected: int, malformed: int)
             "the answers were not six-digit codes: make the callback return the code the "
             "authenticator shows (spaces are ignored)"
         )
-    return (
+    return MfaError(
         f"No MFA code was accepted for {serial} in {attempts} attempt(s) ({rejected} rejected "
-        f"by STS, {malformed} not six digits): {'; '.join(advice)}. Then retry (refresh())."
+        f"by STS, {malformed} not six digits).",
+        hint=f"{'; '.join(advice)}. Then retry (refresh()).",
+        topic="mfa.rejected" if rejected else "mfa.malformed",
+        serial=serial,
     )

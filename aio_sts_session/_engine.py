@@ -342,13 +342,17 @@ class RefreshEngine:
         of the same class, the original chained, so tracebacks do not pile up)."""
         error = snap.error
         wait = max(snap.retry_at - now, 0.0)
-        message = (
-            f"{error} [The last refresh failed; retrying in {wait:.0f} s by itself, or call "
-            "refresh() to try now.]"
-        )
-        # Every class of ours takes one message; anything else (a bug) becomes our base class.
-        cls = type(error) if isinstance(error, StsSessionError) else StsSessionError
-        again = cls(message)
+        later = f"[The last refresh failed; retrying in {wait:.0f} s by itself.]"
+        if isinstance(error, StsSessionError) and type(error).__init__ is StsSessionError.__init__:
+            # The same class, what happened and its topic (for the command line's advice).
+            again: StsSessionError = type(error)(
+                f"{error.what} {later}",
+                hint=f"{error.hint} Or call refresh() to try now.".strip(),
+                topic=error.topic,
+                **error.facts,
+            )
+        else:  # a bug, or a class with another constructor: our base class
+            again = StsSessionError(f"{error} {later}", hint="Or call refresh() to try now.")
         again.__cause__ = error
         return again
 
@@ -382,6 +386,12 @@ class RefreshEngine:
                 return cached
             logger.debug("Refreshing credentials for %s (%s).", self._source.describe(), kind.value)
             token = await plan.fetch()
+            logger.info(
+                "New credentials for %s from STS (%s); they expire at %s.",
+                self._source.describe(),
+                token.credentials.access_key_id,
+                _when(token.expires_at),
+            )
             if token.expires_at <= self._clock():
                 raise StsError(
                     f"STS returned credentials for {self._source.describe()} that expire at "
@@ -463,11 +473,11 @@ class RefreshEngine:
                 fresh=token.credentials,
             )
         )
-        logger.info(
-            "New credentials for %s (%s); they expire at %s.",
+        logger.debug(
+            "Serving credentials for %s (%s) until %s.",
             self._source.describe(),
             token.credentials.access_key_id,
-            _when(token.expires_at),
+            _when(token.expires_at - windows.prefetch),
         )
         if token.skew:
             logger.info(

@@ -91,7 +91,9 @@ async def _call(callback: MfaCallback, request: MfaRequest) -> Any:
     except Exception as exc:
         raise MfaError(
             f"The MFA callback raised {type(exc).__name__} while asked for a code for "
-            f"{request.serial_number}; see the chained exception, fix the callback, then retry."
+            f"{request.serial_number}.",
+            hint="See the chained exception, fix the callback, then retry.",
+            topic="mfa.callback_failed",
         ) from exc
     return result
 
@@ -107,6 +109,8 @@ async def ask_for_code(callback: MfaCallback, request: MfaRequest, timeout: floa
         return await asyncio.wait_for(_call(callback, request), timeout)
     except asyncio.TimeoutError as exc:
         raise MfaError(
-            f"The MFA callback gave no code for {request.serial_number} within {timeout:g} s; "
-            "answer the prompt sooner or raise mfa_timeout."
+            f"No MFA code for {request.serial_number} came within {timeout:g} s.",
+            hint="Answer the prompt sooner or raise mfa_timeout.",
+            topic="mfa.timeout",
+            seconds=f"{timeout:g}",
         ) from exc

@@ -48,6 +48,8 @@ class MfaRequest:
     refresh, ``"rejected"`` after STS refused the previous code and ``"malformed"`` after the
     previous answer was not six digits. ``role_arn`` is set when the code goes with an
     AssumeRole call (a role longer than the 1-hour chaining cap), ``None`` for the MFA session.
+    ``profile`` is the profile the code is for, when the provider was made from one
+    (``from_profile``, the command line), else ``None``.
     """
 
     serial_number: str
@@ -56,6 +58,7 @@ class MfaRequest:
     duration_seconds: int
     reason: str = "initial"
     role_arn: str | None = None
+    profile: str | None = None
 
 
 class MfaCallback(Protocol):

@@ -71,6 +71,10 @@ class ProfileChain:
     source_region: str | None  # the root (source) profile's
     roles: tuple[RoleSettings, ...]
     session: Any = dataclasses.field(default=None, repr=False, compare=False)  # read the files
+    #: The named profile's configured endpoints, as the environment variables that say the
+    #: same (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_<SERVICE>``), for a command run with its
+    #: credentials (``exec``), which no longer sees the profile.
+    endpoints: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
 
 
 def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None:
@@ -179,7 +183,25 @@ def read_chain(name: str | None) -> ProfileChain:
         source_region=root_settings.get("region"),
         roles=tuple(reversed(roles)),
         session=session,
+        endpoints=_endpoints(profiles[name], session),
     )
+
+
+def _endpoints(settings: dict[str, Any], session: Any) -> dict[str, str]:
+    """A profile's ``endpoint_url`` and its ``services`` section's endpoints, as the
+    environment variables every SDK reads for them."""
+    if str(settings.get("ignore_configured_endpoint_urls", "")).lower() == "true":
+        return {}
+    endpoints = {}
+    if settings.get("endpoint_url"):
+        endpoints["AWS_ENDPOINT_URL"] = str(settings["endpoint_url"])
+    section = settings.get("services")
+    services = session.full_config.get("services", {}).get(section, {}) if section else {}
+    for service, service_settings in services.items():
+        if isinstance(service_settings, dict) and service_settings.get("endpoint_url"):
+            variable = "AWS_ENDPOINT_URL_" + service.upper().replace("-", "_")
+            endpoints[variable] = str(service_settings["endpoint_url"])
+    return endpoints
 
 
 def _split_options(overrides: dict[str, Any], has_roles: bool) -> tuple[dict[str, Any], ...]:
@@ -236,7 +258,7 @@ def _session_provider(
     source = None
     if chain.keys is not None:
         source = _aiobotocore.profile_session(chain.session, chain.root, chain.keys)
-    return SessionTokenProvider(
+    provider = SessionTokenProvider(
         mfa_serial=serial,
         mfa_callback=mfa_callback,
         duration_seconds=duration,
@@ -245,6 +267,8 @@ def _session_provider(
         _fallback_region=chain.region,
         **options,
     )
+    provider._root_source.profile = chain.name  # prompts name the profile the code is for
+    return provider
 
 
 def from_profile(

@@ -211,6 +211,7 @@ class _SessionTokenSource:
         self.clock = clock
         self._stats = stats
         self._asker: CodeAsker | None = None
+        self.profile: str | None = None  # the profile the provider was made from, if any
         self._mfa_settled_for: object = None  # the config session the MFA choice was made for
         self.identity_arn: str | None = None  # the IAM user, once STS confirmed the keys
         self._verified_keys: set[str] = set()
@@ -274,6 +275,7 @@ class _SessionTokenSource:
                 attempts=self._attempts,
                 timeout=self._timeout,
                 clock=self.clock,
+                profile=self.profile,
             )
         self._mfa_settled_for = session
         return self._asker

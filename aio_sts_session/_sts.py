@@ -74,16 +74,20 @@ def check_source_keys(keys: SourceKeys | None, where: str) -> SourceKeys:
     if keys is None or not keys.access_key_id or not keys.secret_access_key:
         raise SourceCredentialsError(
             f"No long-term AWS credentials found ({where}). GetSessionToken must be signed with "
-            "an IAM user's access key: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, add them to "
-            "~/.aws/credentials, or pass source_session=AioSession(profile=...)."
+            "an IAM user's access key.",
+            hint="Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, add them to ~/.aws/credentials, "
+            "or pass source_session=AioSession(profile=...).",
+            topic="source.missing",
         )
     if keys.session_token:
         raise SourceCredentialsError(
             f"The source credentials (access key {keys.access_key_id}, found by "
             f"{quote(keys.method)}) are temporary: they carry a session token, and STS refuses "
-            "GetSessionToken signed with them. Use an IAM user's long-term access key "
-            "(AKIA...), e.g. unset AWS_SESSION_TOKEN or pass "
-            "source_session=AioSession(profile=<a profile with long-term keys>)."
+            "GetSessionToken signed with them.",
+            hint="Use an IAM user's long-term access key (AKIA...), e.g. unset "
+            "AWS_SESSION_TOKEN or pass source_session=AioSession(profile=<a profile with "
+            "long-term keys>).",
+            topic="source.temporary",
         )
     return keys
 
@@ -190,7 +194,11 @@ class RoleCall:
 
 
 def _map_client_error(
-    exc: ClientError, serial: str | None, key_id: str, role: RoleCall | None = None
+    exc: ClientError,
+    serial: str | None,
+    key_id: str,
+    role: RoleCall | None = None,
+    endpoint: str | None = None,
 ) -> Exception:
     error = exc.response.get("Error", {})
     code = str(error.get("Code", ""))
@@ -223,10 +231,7 @@ def _map_client_error(
             "and secret (rotated or deleted key?) and the local clock."
         )
     if kind is ErrorKind.UNAVAILABLE:
-        return StsUnavailableError(
-            f"STS kept failing ({code or status}) after retries; the provider will retry by "
-            "itself shortly. Check network access to the STS endpoint if this persists."
-        )
+        return _unavailable(str(code or status), endpoint)
     if kind is ErrorKind.DENIED:
         return StsError(
             f"STS denied GetSessionToken for {key_id} ({code}): allow sts:GetSessionToken "
@@ -266,16 +271,24 @@ def _map_role_error(
     return None
 
 
-def _map_botocore_error(exc: BotoCoreError) -> StsSessionError:
+def _map_botocore_error(exc: BotoCoreError, endpoint: str | None) -> StsSessionError:
     if isinstance(exc, NoCredentialsError):
         return SourceCredentialsError(
             "botocore found no credentials to sign GetSessionToken: configure an IAM user's "
             "long-term access key."
         )
     # Connection, timeout, and other transport failures: botocore already retried them.
+    return _unavailable(type(exc).__name__, endpoint)
+
+
+def _unavailable(problem: str, endpoint: str | None) -> StsUnavailableError:
+    where = endpoint or "the STS endpoint"
     return StsUnavailableError(
-        f"Could not reach STS ({type(exc).__name__}) after retries; the provider will retry "
-        "by itself shortly. Check network access to the STS endpoint."
+        f"STS at {where} kept failing ({problem}) after retries.",
+        hint="The provider retries by itself shortly; check network access to the endpoint "
+        "(endpoint_url, AWS_ENDPOINT_URL_STS, the profile's endpoint settings) if this persists.",
+        topic="sts.unavailable",
+        endpoint=where,
     )
 
 
@@ -314,22 +327,25 @@ def _server_date(response: dict[str, Any]) -> float | None:
 
 async def _send(
     action: str,
-    request: Awaitable[dict[str, Any]],
-    on_client_error: Callable[[ClientError], Exception],
+    client: Any,
+    request: Callable[[], Awaitable[dict[str, Any]]],
+    on_client_error: Callable[[ClientError, str | None], Exception],
 ) -> dict[str, Any]:
-    """Await one STS call (botocore retries transient faults), mapping its failures: STS's
+    """Make one STS call (botocore retries transient faults) on ``client``, mapping its
+    failures (naming the client's endpoint where it matters): STS's
     error answers by ``on_client_error``, transport failures to :class:`StsUnavailableError`,
     and an answer that cannot be read, whatever botocore's parser raised for it, to
     :class:`StsError` naming what was wrong.
 
     An unreadable answer's own exception is not chained: botocore quotes the body in it, and a
     body that is nearly right holds the secret key and the session token."""
+    endpoint = getattr(getattr(client, "meta", None), "endpoint_url", None)
     try:
-        return await request
+        return await request()
     except ClientError as exc:
-        raise on_client_error(exc) from exc
+        raise on_client_error(exc, endpoint) from exc
     except BotoCoreError as exc:
-        raise _map_botocore_error(exc) from exc
+        raise _map_botocore_error(exc, endpoint) from exc
     except ResponseParserError as exc:
         problem = first_line(str(exc))
     except (ValueError, KeyError, TypeError, RuntimeError, OverflowError, AttributeError) as exc:
@@ -359,8 +375,9 @@ async def call_get_caller_identity(client: Any, *, key_id: str) -> tuple[str, st
     their account id and ARN. Raises :class:`SourceCredentialsError` if STS refuses them."""
     response = await _send(
         "GetCallerIdentity",
-        client.get_caller_identity(),
-        lambda exc: _map_client_error(exc, None, key_id),
+        client,
+        client.get_caller_identity,
+        lambda exc, endpoint: _map_client_error(exc, None, key_id, endpoint=endpoint),
     )
     return str(response.get("Account", "")), str(response.get("Arn", ""))
 
@@ -393,8 +410,9 @@ async def call_get_session_token(
         params["TokenCode"] = code
     response = await _send(
         "GetSessionToken",
-        client.get_session_token(**params),
-        lambda exc: _map_client_error(exc, serial, key_id),
+        client,
+        lambda: client.get_session_token(**params),
+        lambda exc, endpoint: _map_client_error(exc, serial, key_id, endpoint=endpoint),
     )
     return _token(response, "GetSessionToken", clock(), duration_seconds)
 
@@ -457,7 +475,8 @@ async def call_assume_role(
         params["TokenCode"] = code
     response = await _send(
         "AssumeRole",
-        client.assume_role(**params),
-        lambda exc: _map_client_error(exc, serial, key_id, role),
+        client,
+        lambda: client.assume_role(**params),
+        lambda exc, endpoint: _map_client_error(exc, serial, key_id, role, endpoint),
     )
     return _token(response, "AssumeRole", clock(), role.duration)

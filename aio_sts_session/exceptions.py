@@ -15,6 +15,11 @@ The hierarchy::
     └── ProviderClosedError             the provider was used after close()
 
 Every message says what to do next. No message ever contains a secret.
+
+An error's ``what`` says what happened and its ``hint`` what to do about it in Python; the
+message is both. ``topic`` (with ``facts``) names the situation for a front end that says what
+to do in its own words: the command line prints ``what`` and its own advice (flags, profile
+settings, environment variables) instead of ``hint``. One message, two audiences, no copy.
 """
 
 from __future__ import annotations
@@ -33,7 +38,20 @@ __all__ = [
 
 
 class StsSessionError(Exception):
-    """Base class of every error raised by aio-sts-session."""
+    """Base class of every error raised by aio-sts-session.
+
+    ``what``: what happened; ``hint``: what to do in Python; ``topic`` and ``facts``: the
+    situation, for front ends that give advice of their own (see the module's docstring).
+    """
+
+    def __init__(
+        self, what: str = "", *, hint: str = "", topic: str | None = None, **facts: str
+    ) -> None:
+        self.what = what
+        self.hint = hint
+        self.topic = topic
+        self.facts = facts
+        super().__init__(f"{what} {hint}" if hint else what)
 
 
 class ConfigurationError(StsSessionError, ValueError):

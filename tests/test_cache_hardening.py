@@ -15,12 +15,8 @@ import filelock
 import pytest
 
 from aio_sts_session import EncryptedFileCache
-from aio_sts_session._cache import (
-    DISK_RETRY_SECONDS,
-    MAX_ENTRY_BYTES,
-    TEMPORARY_MAX_AGE,
-    make_private_directory,
-)
+from aio_sts_session._cache import DISK_RETRY_SECONDS, TEMPORARY_MAX_AGE
+from aio_sts_session._entry import MAX_ENTRY_BYTES, make_private_directory
 
 from .conftest import T0, FakeClock, logs_warning
 

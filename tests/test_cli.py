@@ -4,6 +4,7 @@ the strict fake STS, with config files in a temporary HOME."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import fcntl
@@ -14,6 +15,7 @@ import select
 import sys
 import termios
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import botocore.session
@@ -67,7 +69,7 @@ sts =
 
     async def run(self, *args: str, env: dict[str, str] | None = None, mfa: bool = True) -> Result:
         argv = [sys.executable, "-m", "aio_sts_session", *args]
-        if mfa and args[0] != "cache":
+        if mfa and args[0] in ("credential-process", "env", "exec"):
             argv[3:4] = [args[0], "--mfa-command", MFA_COMMAND]
         process = await asyncio.create_subprocess_exec(
             *argv,
@@ -307,13 +309,13 @@ async def test_env_formats(cli: Cli, fmt: str) -> None:
 
 async def test_cache_clear(cli: Cli) -> None:
     await cli.run("credential-process", "--profile", "admin")
-    cleared = await cli.run("cache", "clear", "--profile", "admin")
+    cleared = await cli.run("cache", "clear", "--profile", "admin", "--session")
     assert cleared.status == 0, cleared.err
-    assert "2 entries" in cleared.out  # the role's and the MFA session's
+    assert "removed 2 cached credentials" in cleared.out  # the role's and the MFA session's
     await cli.run("credential-process", "--profile", "base")
     assert cli.prompts == 2
     everything = await cli.run("cache", "clear")
-    assert "removed 1 cached" in everything.out
+    assert "removed 1 cached credential " in everything.out
 
 
 async def test_help_says_where_the_cache_and_its_key_live(cli: Cli) -> None:
@@ -335,7 +337,9 @@ async def test_unknown_profile(cli: Cli) -> None:
 
 async def test_no_terminal_and_no_command(cli: Cli) -> None:
     result = await cli.run("credential-process", "--profile", "base", mfa=False)
-    assert_one_line_error(result, cli.fake, "no terminal and no MFA command")
+    assert_one_line_error(
+        result, cli.fake, "no terminal, no display for a dialog and no MFA command"
+    )
     assert "--mfa-command" in result.err
     assert cli.fake.token_calls == []
 
@@ -406,9 +410,13 @@ def _read_until(fd: int, needle: bytes, timeout: float = 30.0) -> bytes:
     return seen
 
 
-async def test_credential_process_prompts_on_the_terminal_with_stdout_and_stderr_piped(
-    cli: Cli,
-) -> None:
+@contextlib.asynccontextmanager
+async def on_a_terminal(
+    cli: Cli, *args: str
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
+    """The CLI with a pty as its controlling terminal and stdout/stderr piped, as botocore
+    runs a credential process: ``(process, the pty's master end)``. Our end of the slave stays
+    open while the block runs, so the master never reads EIO in between."""
     master, slave = pty.openpty()
     slave_name = os.ttyname(slave)
 
@@ -419,27 +427,29 @@ async def test_credential_process_prompts_on_the_terminal_with_stdout_and_stderr
         os.close(fd)
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "aio_sts_session",
-        "credential-process",
-        "--profile",
-        "base",
+        sys.executable, "-m", "aio_sts_session", *args,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,  # as botocore runs it
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=cli.env,
         preexec_fn=controlling_terminal,
-    )
-    try:  # our end of the slave stays open, so the master never reads EIO in between
+    )  # fmt: skip
+    try:
+        yield process, master
+    finally:
+        os.close(slave)
+        os.close(master)
+
+
+async def test_credential_process_prompts_on_the_terminal_with_stdout_and_stderr_piped(
+    cli: Cli,
+) -> None:
+    async with on_a_terminal(cli, "credential-process", "--profile", "base") as (process, master):
         prompt = await asyncio.to_thread(_read_until, master, b"MFA code for")
         assert SERIAL.encode() in prompt
         code = cli.fake.fresh_code(SERIAL)
         os.write(master, f"{code}\n".encode())
         out, err = await asyncio.wait_for(process.communicate(), 60)
-    finally:
-        os.close(slave)
-        os.close(master)
     assert process.returncode == 0, err
     assert json.loads(out)["AccessKeyId"].startswith("ASIA")
     assert b"MFA code" not in out

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from aio_sts_session._cli import _quote
+from aio_sts_session._output import quote_for as _quote
 from aio_sts_session._server import run_with_server
 
 from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL

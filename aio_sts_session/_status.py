@@ -1,0 +1,181 @@
+"""``aio-sts-session status`` (alias ``list``): each profile this tool can serve, where its
+long-term keys are, and what the cache holds for it.
+
+It reads only: no prompt, no STS call, no cache key (an entry's expiry is in its clear-text
+header), and shows no secret, session token or whole access key id. A profile is listed when
+this tool can serve it: it names ``mfa_serial``, or assumes a role on a chain down to long-term
+keys, or its ``credential_process`` runs this command (then it shows what that profile names).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Any
+
+from . import _entry
+from ._aiobotocore import credentials_file_sections, read_profiles
+from ._cache import MemoryCache
+from ._cachekey import cache_directory
+from ._engine import RefreshEngine
+from ._models import MfaRequest
+from ._profiles import ProfileChain, build, read_chain
+from ._role import AssumeRoleProvider
+from ._text import quote
+from .exceptions import ConfigurationError, StsSessionError
+
+__all__ = ["format_left", "profile_rows", "profiles_on_session", "render_rows"]
+
+Row = dict[str, Any]
+
+
+async def _never_asked(request: MfaRequest) -> str:  # pragma: no cover - status never prompts
+    raise StsSessionError("status never asks for a code")
+
+
+def _this_tool(settings: dict[str, Any]) -> str | None:
+    """The profile a ``credential_process`` of this tool names, if it runs this tool."""
+    line = settings.get("credential_process")
+    if not line:
+        return None
+    try:
+        argv = shlex.split(str(line))
+    except ValueError:
+        return None
+    if not argv or not argv[0].endswith(("aio-sts-session", "aio_sts_session")):
+        return None
+    for i, part in enumerate(argv):
+        if part == "--profile" and i + 1 < len(argv):
+            return argv[i + 1]
+        if part.startswith("--profile="):
+            return part.split("=", 1)[1]
+    return "default"
+
+
+def format_left(seconds: float | None) -> str:
+    """``7h 12m``, ``12m``, ``40s``, ``expired`` or ``none``."""
+    if seconds is None:
+        return "none"
+    if seconds <= 0:
+        return "expired"
+    minutes = int(seconds // 60)
+    if minutes >= 60:
+        return f"{minutes // 60}h {minutes % 60:02d}m"
+    return f"{minutes}m" if minutes else f"{int(seconds)}s"
+
+
+def _expiry(entry_key: str) -> float | None:
+    """The clear-text expiry of the entry for ``entry_key``, or ``None`` if there is none."""
+    path = cache_directory() / _entry.entry_file_name(entry_key)
+    try:
+        header = _entry.read_regular_file(path)[: _entry.HEADER.size]
+        magic, expires_at = _entry.HEADER.unpack(header)
+    except (OSError, ValueError, Exception):
+        return None
+    return float(expires_at) if magic == _entry.MAGIC else None
+
+
+def _state(expires_at: float | None, now: float) -> dict[str, Any]:
+    if expires_at is None:
+        return {"expires": None, "seconds_left": None, "left": "none"}
+    left = expires_at - now
+    return {
+        "expires": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires_at)),
+        "seconds_left": int(left) if left > 0 else 0,
+        "left": format_left(left),
+    }
+
+
+def _providers(chain: ProfileChain) -> list[RefreshEngine]:
+    provider: RefreshEngine = build(
+        chain, cache=MemoryCache(), default_callback=lambda _: _never_asked
+    )
+    members = [provider]
+    while isinstance(members[-1], AssumeRoleProvider):
+        members.append(members[-1].source)
+    return members
+
+
+async def _row(name: str, chain: ProfileChain, via: str | None, key_files: set[str]) -> Row:
+    members = _providers(chain)
+    try:
+        keys = [await member._entry_key() for member in members]
+    finally:
+        await members[0].close()
+    now = time.time()
+    row: Row = {
+        "profile": name,
+        "kind": "role" if chain.roles else "session",
+        "via": via,
+        "mfa_serial": chain.mfa_serial,
+        "keys": "credentials file" if chain.root in key_files else "config file",
+        "keys_profile": chain.root,
+        **_state(_expiry(keys[0]), now),
+    }
+    if chain.roles:
+        row["role_arn"] = chain.roles[-1].role_arn
+        row["session"] = _state(_expiry(keys[-1]), now)
+    return row
+
+
+async def profile_rows(only: str | None) -> list[Row]:
+    """A row per profile this tool can serve (only ``only`` if given)."""
+    session, _, _, profiles, _ = read_profiles(None)
+    key_files = credentials_file_sections(session)
+    names = [only] if only else sorted(profiles)
+    rows = []
+    for name in names:
+        via = _this_tool(profiles.get(name, {}))
+        try:
+            chain = read_chain(via or name)
+        except ConfigurationError:
+            if only:
+                raise
+            continue  # neither keys nor a role chain: not a profile this tool serves
+        if chain.keys is None or not (chain.mfa_serial or chain.roles or via):
+            if only:
+                raise ConfigurationError(
+                    f"Profile {quote(name)} names no mfa_serial, no role and no "
+                    "credential_process of this tool: there is nothing of it to show."
+                )
+            continue
+        rows.append(await _row(name, chain, via, key_files))
+    return rows
+
+
+def profiles_on_session(chain: ProfileChain) -> list[str]:
+    """The profiles whose credentials come from the same MFA session as ``chain``'s."""
+    _, _, _, profiles, _ = read_profiles(None)
+    shared = []
+    for name in sorted(profiles):
+        try:
+            other = read_chain(name)
+        except ConfigurationError:
+            continue
+        if other.root == chain.root and other.mfa_serial == chain.mfa_serial:
+            shared.append(name)
+    return shared
+
+
+def render_rows(rows: list[Row], *, as_json: bool) -> str:
+    if as_json:
+        clean = [{k: v for k, v in row.items() if k != "left"} for row in rows]
+        for row in clean:
+            if isinstance(row.get("session"), dict):
+                row["session"] = {k: v for k, v in row["session"].items() if k != "left"}
+        return json.dumps(clean, indent=2) + "\n"
+    if not rows:
+        return "no profile in the AWS config files uses MFA, a role, or this tool\n"
+    table = [("PROFILE", "KIND", "MFA DEVICE", "KEYS", "CREDENTIALS", "MFA SESSION")]
+    for row in rows:
+        name = row["profile"] + (f" (via {row['via']})" if row["via"] else "")
+        session = row["session"]["left"] if row["kind"] == "role" else "-"
+        keys = f"{row['keys']} [{row['keys_profile']}]"
+        table.append((name, row["kind"], row["mfa_serial"] or "-", keys, row["left"], session))
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        + "\n"
+        for line in table
+    )
