@@ -26,8 +26,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names, eagerly
     from ._engine import ProviderStats
     from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
     from ._policy import State
-    from ._profiles import from_profile
-    from ._provider import SessionTokenProvider
+    from ._provider import SessionTokenProvider, from_profile
     from ._role import AssumeRoleProvider
     from .exceptions import (
         CacheLockTimeoutError,
@@ -67,7 +66,7 @@ _HOMES = {
     "TokenCache": "._cache",
     "TotpCallback": "._callbacks",
     "command_callback": "._callbacks",
-    "from_profile": "._profiles",
+    "from_profile": "._provider",
     "terminal_prompt": "._callbacks",
     "totp_callback": "._callbacks",
 }

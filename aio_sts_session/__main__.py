@@ -2,7 +2,7 @@
 
 import sys
 
-from ._warm import main
+from ._console import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,7 +13,12 @@ import os
 
 from .exceptions import StsSessionError
 
-__all__ = ["ADVICE", "AdviceFormatter", "describe", "one_line"]
+__all__ = ["ADVICE", "AdviceFormatter", "UsageError", "describe", "one_line"]
+
+
+class UsageError(StsSessionError):
+    """A command line that cannot work (exit status 2)."""
+
 
 #: The command line's advice, by topic. ``{name}`` is filled from the error's ``facts``.
 ADVICE = {

@@ -294,6 +294,9 @@ class SourceResolver:
         return check_source_keys(keys, self.describe())
 
     async def _resolve(self) -> SourceKeys | None:
+        in_keyring = await _keyring_keys(self.config_session())
+        if in_keyring is not None:
+            return in_keyring
         if self._explicit is not None:
             creds = self._explicit.get_credentials()
             if inspect.isawaitable(creds):  # an AioSession's; a botocore session's is not
@@ -306,6 +309,21 @@ class SourceResolver:
             return await _keys_behind_link(self._attached)
         default = self.config_session()
         return await _frozen_keys(await default.get_credentials(), "default chain")
+
+
+async def _keyring_keys(session: botocore.session.Session) -> SourceKeys | None:
+    """The session's profile's keys from the OS keyring, when ``aio-sts-session add`` put them
+    there: they win over the shared credentials file, as the environment's keys and keys set
+    on the session win over them. ``None`` otherwise (no keyring call: the index says)."""
+    if getattr(session, "_credentials", None) is not None or os.environ.get("AWS_ACCESS_KEY_ID"):
+        return None
+    from ._keys import load_keys, stored_key_id
+
+    profile = session.get_config_variable("profile") or "default"
+    if stored_key_id(profile) is None:
+        return None
+    pair = await asyncio.to_thread(load_keys, profile)
+    return SourceKeys(pair.access_key_id, pair.secret_access_key, None, "keyring")
 
 
 def _chain(session: botocore.session.Session) -> Any:
@@ -452,6 +470,27 @@ class StsClientFactory:
             self._client_session = new_session(session.get_config_variable("profile"))
             await read_config(self._client_session)
         return self._client_session
+
+    def iam_client(self, keys: SourceKeys) -> Any:
+        """An IAM client (an async context manager) signed with ``keys`` (the MFA session's,
+        for ``rotate``), following the same profile's configured endpoints."""
+
+        @contextlib.asynccontextmanager
+        async def client() -> Any:
+            await import_aiobotocore()
+            region, _ = await self.target()
+            session = await self._aio_session()
+            async with session.create_client(
+                "iam",
+                region_name=region,
+                aws_access_key_id=keys.access_key_id,
+                aws_secret_access_key=keys.secret_access_key,
+                aws_session_token=keys.session_token,
+                config=default_sts_config(),
+            ) as iam:
+                yield iam
+
+        return client()
 
     async def close(self) -> None:
         client, loop = self._client, self._client_loop

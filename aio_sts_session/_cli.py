@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from . import _warm
-from ._advice import AdviceFormatter, describe, one_line
+from ._advice import AdviceFormatter, UsageError, describe, one_line
 from ._cache import EncryptedFileCache
 from ._cachekey import ENV_KEY, cache_directory, describe_key_source, key_file_path
 from ._callbacks import (
@@ -33,7 +33,8 @@ from ._callbacks import (
 from ._engine import RefreshEngine
 from ._models import MfaCallback, MfaRequest, SessionCredentials
 from ._output import credential_env, credential_process_json, render_env
-from ._profiles import ProfileChain, build, read_chain
+from ._profiles import ProfileChain, read_chain
+from ._provider import build
 from ._role import AssumeRoleProvider
 from ._server import ChildStartError
 from ._text import quote
@@ -77,10 +78,6 @@ SHADOWING = (
     "AWS_ROLE_SESSION_NAME",
     ENV_KEY,  # the cache key would let the command decrypt every cached credential
 )
-
-
-class UsageError(StsSessionError):
-    """A command line that cannot work (exit status 2)."""
 
 
 def _epilog() -> str:
@@ -221,6 +218,45 @@ def build_parser() -> argparse.ArgumentParser:
         aliases=["list"],
     )
     status.add_argument("--json", action="store_true", help="a JSON list of objects")
+    keys = commands.add_parser(
+        "add",
+        help="keep a profile's long-term keys in the OS keyring (checked with STS first)",
+        description="keep a profile's long-term keys (an IAM user's access key id and secret) "
+        "in the OS keyring, checked with STS first; read from the terminal without echo, or "
+        "from standard input (two lines) when it is not a terminal, never from the command "
+        "line",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    keys.add_argument("profile_name", metavar="PROFILE").completer = _profile_names  # type: ignore[attr-defined]
+    keys.add_argument(
+        "--from-credentials-file",
+        action="store_true",
+        help="take them from the profile's section of the shared credentials file",
+    )
+    keys.add_argument(
+        "--remove-plaintext",
+        action="store_true",
+        help="then remove those two lines from that file (the rest kept byte for byte)",
+    )
+    keys.add_argument("--force", action="store_true", help="replace keys already stored")
+    remove = commands.add_parser(
+        "remove",
+        help="delete a profile's keys from the keyring, and its cached credentials",
+        description="delete a profile's keys from the keyring, and its cached credentials",
+    )
+    remove.add_argument("profile_name", metavar="PROFILE").completer = _profile_names  # type: ignore[attr-defined]
+    rotate = commands.add_parser(
+        "rotate",
+        help="replace a profile's access key with a new one (IAM, on the MFA session)",
+        description="create a new access key for the IAM user (on the MFA session), keep it "
+        "in the keyring, check it with STS, then delete the old one; a role profile rotates "
+        "its source profile's keys",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    rotate.add_argument("profile_name", metavar="PROFILE").completer = _profile_names  # type: ignore[attr-defined]
+    credentials_options(rotate)
     cache = commands.add_parser(
         "cache",
         help="manage the encrypted cache",
@@ -544,6 +580,16 @@ async def dispatch(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
         return await exec_command(args)
     if args.command in ("status", "list"):
         return await status_command(args)
+    if args.command in ("add", "remove", "rotate"):
+        from . import _keycmds
+
+        if args.command == "add":
+            return await _keycmds.add_command(args)
+        if args.command == "remove":
+            return await _keycmds.remove_command(args)
+        return await _keycmds.rotate_command(
+            args, lambda a: _open(a, prefetch=SDK_WINDOW + MARGIN, stale=SDK_WINDOW + MARGIN)
+        )
     return await cache_clear(args)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -14,9 +15,12 @@ __all__ = [
     "MIN_DURATION",
     "ROLE_MAX_DURATION",
     "ROLE_MIN_DURATION",
+    "SessionSettings",
     "check_serial",
     "validate",
+    "validate_endpoint",
     "validate_role",
+    "validate_windows",
 ]
 
 MIN_DURATION, MAX_DURATION = 900, 129600
@@ -26,16 +30,30 @@ _SERIAL = re.compile(r"[\w+=/:,.@-]{9,256}")
 _MFA_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:mfa/[\w+=/,.@-]+")
 
 
-def validate(
-    mfa_serial: str | None,
-    mfa_callback: object,
-    duration_seconds: int,
-    prefetch_seconds: float,
-    stale_seconds: float,
-    mfa_attempts: int,
-    mfa_timeout: float | None,
-    endpoint_url: str | None,
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class SessionSettings:
+    """What a :class:`~aio_sts_session.SessionTokenProvider` is made of, checked as one by
+    :func:`validate`. ``fallback_region`` is a profile's region, used for STS after the
+    source session's own; ``profile`` is the profile the settings come from (prompts name
+    it)."""
+
+    mfa_serial: str | None = None
+    mfa_callback: object = None
+    duration_seconds: int = 43200
+    prefetch_seconds: float = 300
+    stale_seconds: float = 60
+    mfa_attempts: int = 3
+    mfa_timeout: float | None = None
+    region_name: str | None = None
+    endpoint_url: str | None = None
+    fallback_region: str | None = None
+    profile: str | None = None
+
+
+def validate(settings: SessionSettings) -> None:
+    """Every argument of a session provider, before anyone is asked for a code."""
+    duration_seconds = settings.duration_seconds
+    mfa_serial, mfa_callback = settings.mfa_serial, settings.mfa_callback
     if isinstance(duration_seconds, bool) or not isinstance(duration_seconds, int):
         raise ConfigurationError(
             f"duration_seconds must be an int, got {type(duration_seconds).__name__}."
@@ -56,20 +74,8 @@ def validate(
         raise ConfigurationError(
             f"mfa_callback must be callable, got {type(mfa_callback).__name__}."
         )
-    for name, value in (("prefetch_seconds", prefetch_seconds), ("stale_seconds", stale_seconds)):
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, (int, float))
-            or not math.isfinite(value)
-        ):
-            raise ConfigurationError(f"{name} must be a finite number of seconds.")
-    if stale_seconds < 0:
-        raise ConfigurationError(f"stale_seconds must be >= 0, got {stale_seconds}.")
-    if stale_seconds > prefetch_seconds:
-        raise ConfigurationError(
-            f"stale_seconds ({stale_seconds}) must not exceed prefetch_seconds "
-            f"({prefetch_seconds}): the prefetch window opens before the stale window."
-        )
+    validate_windows(settings.prefetch_seconds, settings.stale_seconds)
+    mfa_attempts, mfa_timeout = settings.mfa_attempts, settings.mfa_timeout
     if isinstance(mfa_attempts, bool) or not isinstance(mfa_attempts, int) or mfa_attempts < 1:
         raise ConfigurationError(f"mfa_attempts must be an int >= 1, got {quote(mfa_attempts)}.")
     if mfa_timeout is not None and not (
@@ -80,7 +86,33 @@ def validate(
         raise ConfigurationError(
             f"mfa_timeout must be a positive number of seconds or None, got {quote(mfa_timeout)}."
         )
-    if endpoint_url is not None and not re.match(r"https?://", endpoint_url):
+    validate_endpoint(settings.endpoint_url)
+
+
+def validate_windows(prefetch_seconds: object, stale_seconds: object) -> None:
+    """The refresh windows: finite seconds, stale inside prefetch."""
+    for name, value in (("prefetch_seconds", prefetch_seconds), ("stale_seconds", stale_seconds)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
+            raise ConfigurationError(f"{name} must be a finite number of seconds.")
+    assert isinstance(prefetch_seconds, (int, float))
+    assert isinstance(stale_seconds, (int, float))
+    if stale_seconds < 0:
+        raise ConfigurationError(f"stale_seconds must be >= 0, got {stale_seconds}.")
+    if stale_seconds > prefetch_seconds:
+        raise ConfigurationError(
+            f"stale_seconds ({stale_seconds}) must not exceed prefetch_seconds "
+            f"({prefetch_seconds}): the prefetch window opens before the stale window."
+        )
+
+
+def validate_endpoint(endpoint_url: object) -> None:
+    if endpoint_url is not None and not (
+        isinstance(endpoint_url, str) and re.match(r"https?://", endpoint_url)
+    ):
         raise ConfigurationError(
             f"endpoint_url must start with http:// or https://, got {quote(endpoint_url)}."
         )

@@ -1,9 +1,9 @@
-"""``from_profile``: the provider a ``~/.aws/config`` profile means.
+"""Reading a ``~/.aws/config`` profile: its chain down to the long-term keys.
 
 The files are read once, with botocore's own loader; the profile chain (``role_arn`` /
 ``source_profile``) is checked whole before anything else happens, so a missing profile, a
-cycle or a malformed value is a :class:`ConfigurationError` from ``from_profile`` itself,
-before any prompt and any STS call.
+cycle or a malformed value is a :class:`ConfigurationError` before any prompt and any STS
+call. This module only reads: the providers a profile means are made in :mod:`._provider`.
 """
 
 from __future__ import annotations
@@ -12,20 +12,14 @@ import dataclasses
 from typing import TYPE_CHECKING, Any
 
 from . import _aiobotocore
-from ._cache import TokenCache
-from ._callbacks import command_callback
-from ._models import MfaCallback
-from ._provider import SessionTokenProvider
-from ._role import AssumeRoleProvider
+from ._keys import load_keys, stored_key_id
 from ._text import quote
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    pass
 
-__all__ = ["ProfileChain", "build", "from_profile", "read_chain", "session_from_profile"]
-
-Provider = SessionTokenProvider | AssumeRoleProvider
+__all__ = ["ProfileChain", "RoleSettings", "read_chain", "split_options"]
 
 #: Keyword arguments ``from_profile`` passes on, by who takes them.
 _SESSION_OPTIONS = frozenset(
@@ -75,6 +69,10 @@ class ProfileChain:
     #: same (``AWS_ENDPOINT_URL``, ``AWS_ENDPOINT_URL_<SERVICE>``), for a command run with its
     #: credentials (``exec``), which no longer sees the profile.
     endpoints: dict[str, str] = dataclasses.field(default_factory=dict, compare=False)
+    #: Where the root's long-term keys are: "keyring", "credentials file" or "config file"
+    #: (None: no profile, the default chain), and a plain-text copy left beside the keyring.
+    key_source: str | None = None
+    plaintext_copy: str | None = None
 
 
 def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None:
@@ -89,9 +87,12 @@ def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None
         ) from None
 
 
-def read_chain(name: str | None) -> ProfileChain:
+def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
     """Read the config files (botocore's loader) and resolve ``name``'s chain, checking it
-    whole. Synchronous: it reads the disk once (a few ms)."""
+    whole. Synchronous: it reads the disk once (a few ms). The root's keys come from the OS
+    keyring when ``aio-sts-session add`` put them there, else from the files; ``secret=False``
+    does not read the keyring's secret (the access key id, all a cache entry's name needs, is
+    in the keyring's index)."""
     session, name, explicit, profiles, where = _aiobotocore.read_profiles(name)
     if name not in profiles:
         if explicit:
@@ -153,7 +154,25 @@ def read_chain(name: str | None) -> ProfileChain:
         current = source
     root = current
     root_settings = profiles[root]
-    if not (root_settings.get("aws_access_key_id") and root_settings.get("aws_secret_access_key")):
+    in_files = bool(
+        root_settings.get("aws_access_key_id") and root_settings.get("aws_secret_access_key")
+    )
+    file_name = (
+        "credentials file"
+        if root in _aiobotocore.credentials_file_sections(session)
+        else "config file"
+    )
+    keyring_id = stored_key_id(root)
+    if keyring_id is not None:
+        keys = load_keys(root).as_settings() if secret else _unread(keyring_id)
+        key_source, plaintext_copy = "keyring", file_name if in_files else None
+    elif in_files:
+        keys = {
+            key: root_settings.get(key)
+            for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+        }
+        key_source, plaintext_copy = file_name, None
+    else:
         other = [key for key in _UNSUPPORTED_SOURCES if key in root_settings]
         if other:
             raise ConfigurationError(
@@ -163,17 +182,15 @@ def read_chain(name: str | None) -> ProfileChain:
             )
         raise ConfigurationError(
             f"Profile {quote(root)} has neither long-term keys (aws_access_key_id, "
-            "aws_secret_access_key) nor a role_arn with a source_profile: add the IAM user's "
-            "keys to ~/.aws/credentials under [" + root + "]."
+            "aws_secret_access_key) nor a role_arn with a source_profile: keep the IAM user's "
+            f"keys in the keyring (aio-sts-session add {root}) or add them to "
+            "~/.aws/credentials under [" + root + "]."
         )
     chain_settings = [profiles[p] for p in seen]
     return ProfileChain(
         name=name,
         root=root,
-        keys={
-            key: root_settings.get(key)
-            for key in ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
-        },
+        keys=keys,
         mfa_serial=next((s["mfa_serial"] for s in chain_settings if s.get("mfa_serial")), None),
         mfa_process=next((s["mfa_process"] for s in chain_settings if s.get("mfa_process")), None),
         session_duration=None
@@ -184,7 +201,19 @@ def read_chain(name: str | None) -> ProfileChain:
         roles=tuple(reversed(roles)),
         session=session,
         endpoints=_endpoints(profiles[name], session),
+        key_source=key_source,
+        plaintext_copy=plaintext_copy,
     )
+
+
+def _unread(key_id: str) -> dict[str, str | None]:
+    """Keys whose secret was not read from the keyring: enough to name a cache entry, never
+    to sign (nothing that reads with ``secret=False`` calls STS)."""
+    return {
+        "aws_access_key_id": key_id,
+        "aws_secret_access_key": "(kept in the keyring, not read)",
+        "aws_session_token": None,
+    }
 
 
 def _endpoints(settings: dict[str, Any], session: Any) -> dict[str, str]:
@@ -204,7 +233,7 @@ def _endpoints(settings: dict[str, Any], session: Any) -> dict[str, str]:
     return endpoints
 
 
-def _split_options(overrides: dict[str, Any], has_roles: bool) -> tuple[dict[str, Any], ...]:
+def split_options(overrides: dict[str, Any], has_roles: bool) -> tuple[dict[str, Any], ...]:
     unknown = set(overrides) - _SESSION_OPTIONS - _SHARED_OPTIONS - _ROLE_OPTIONS
     if unknown:
         raise ConfigurationError(
@@ -222,132 +251,3 @@ def _split_options(overrides: dict[str, Any], has_roles: bool) -> tuple[dict[str
                 f"{', '.join(sorted(role))} only apply to a role profile (with role_arn)."
             )
     return session, shared, role
-
-
-def _session_provider(
-    chain: ProfileChain,
-    mfa_callback: MfaCallback | None,
-    cache: TokenCache | None,
-    options: dict[str, Any],
-    default_callback: Callable[[str | None], MfaCallback] | None,
-) -> SessionTokenProvider:
-    serial = options.pop("mfa_serial", None) or chain.mfa_serial
-    duration = options.pop("session_duration_seconds", None) or chain.session_duration or 43200
-    if serial is not None and mfa_callback is None:
-        if default_callback is not None:
-            mfa_callback = default_callback(chain.mfa_process)
-        elif chain.mfa_process:
-            try:
-                mfa_callback = command_callback(chain.mfa_process)
-            except ConfigurationError as exc:
-                raise ConfigurationError(
-                    f"mfa_process in profile {quote(chain.name)}: {exc}"
-                ) from None
-        else:
-            raise ConfigurationError(
-                f"Profile {quote(chain.name)} uses mfa_serial {quote(serial)}, but no "
-                "mfa_callback was given: pass mfa_callback= (e.g. "
-                "aio_sts_session.terminal_prompt()), or set mfa_process in the profile."
-            )
-    if serial is None and mfa_callback is not None:
-        raise ConfigurationError(
-            f"mfa_callback was given, but profile {quote(chain.name)} (and its sources) name no "
-            "mfa_serial: add mfa_serial = arn:aws:iam::<account>:mfa/<name> to the profile, "
-            "or pass mfa_serial=."
-        )
-    source = None
-    if chain.keys is not None:
-        source = _aiobotocore.profile_session(chain.session, chain.root, chain.keys)
-    provider = SessionTokenProvider(
-        mfa_serial=serial,
-        mfa_callback=mfa_callback,
-        duration_seconds=duration,
-        source_session=source,
-        cache=cache,
-        _fallback_region=chain.region,
-        **options,
-    )
-    provider._root_source.profile = chain.name  # prompts name the profile the code is for
-    return provider
-
-
-def from_profile(
-    name: str | None = None,
-    *,
-    mfa_callback: MfaCallback | None = None,
-    cache: TokenCache | None = None,
-    **overrides: Any,
-) -> Provider:
-    """The provider a ``~/.aws/config`` profile means: an :class:`AssumeRoleProvider` for a
-    profile with ``role_arn`` (on an MFA session made from the root of its ``source_profile``
-    chain), else a :class:`SessionTokenProvider`.
-
-    ``name=None`` follows botocore (``AWS_PROFILE``, then ``default``). Reads ``mfa_serial``
-    (on the profile or any of its sources), ``duration_seconds``, ``role_arn``,
-    ``source_profile``, ``role_session_name``, ``external_id``, ``region``, ``mfa_process``
-    (a command printing the code, used when no ``mfa_callback`` is given) and the root's
-    long-term keys; the STS client follows the root profile's settings (region,
-    ``sts_regional_endpoints``, ``ca_bundle``, endpoint URLs), resolved by botocore.
-
-    ``overrides``: ``region_name``, ``endpoint_url``, ``sts_config``, ``clock``,
-    ``prefetch_seconds``, ``stale_seconds``; for the MFA session ``mfa_serial``,
-    ``session_duration_seconds``, ``mfa_attempts``, ``mfa_timeout``; for the role
-    ``duration_seconds``, ``role_session_name``, ``external_id``.
-
-    Reads the two files synchronously (a few ms, once): in async code call it at start-up
-    or through ``asyncio.to_thread``. Raises :class:`ConfigurationError` for any problem in the
-    profile chain, before any prompt or STS call.
-    """
-    return build(read_chain(name), mfa_callback=mfa_callback, cache=cache, **overrides)
-
-
-def build(
-    chain: ProfileChain,
-    *,
-    mfa_callback: MfaCallback | None = None,
-    cache: TokenCache | None = None,
-    default_callback: Callable[[str | None], MfaCallback] | None = None,
-    **overrides: Any,
-) -> Provider:
-    """The providers for a resolved chain. ``default_callback(mfa_process)`` picks the
-    callback when none is given and the chain uses MFA (the command line's order)."""
-    session_options, shared, role_options = _split_options(dict(overrides), bool(chain.roles))
-    session = _session_provider(chain, mfa_callback, cache, session_options, default_callback)
-    if not chain.roles:
-        return session
-    provider: Provider = session
-    for index, role in enumerate(chain.roles):
-        options: dict[str, Any] = {
-            "duration_seconds": role.duration_seconds,
-            "role_session_name": role.role_session_name,
-            "external_id": role.external_id,
-            **shared,
-        }
-        if index == len(chain.roles) - 1:
-            options.update(role_options)
-        try:
-            provider = AssumeRoleProvider(
-                role.role_arn, source=provider, _owns_source=True, **options
-            )
-        except ConfigurationError as exc:
-            raise ConfigurationError(f"Profile {quote(role.profile)}: {exc}") from None
-    return provider
-
-
-def session_from_profile(
-    name: str | None = None,
-    *,
-    mfa_callback: MfaCallback | None = None,
-    cache: TokenCache | None = None,
-    **overrides: Any,
-) -> SessionTokenProvider:
-    """:meth:`SessionTokenProvider.from_profile`: refuses a role profile."""
-    chain = read_chain(name)
-    if chain.roles:
-        raise ConfigurationError(
-            f"Profile {quote(chain.name)} assumes role {chain.roles[-1].role_arn}: use "
-            "aio_sts_session.from_profile() for it (it returns an AssumeRoleProvider), or "
-            f"SessionTokenProvider.from_profile({quote(chain.root)}) for its MFA session."
-        )
-    session_options, _, _ = _split_options(dict(overrides), False)
-    return _session_provider(chain, mfa_callback, cache, session_options, None)

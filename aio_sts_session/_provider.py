@@ -8,28 +8,34 @@ from typing import TYPE_CHECKING, Any, Union
 
 from . import _aiobotocore
 from ._cache import MemoryCache, TokenCache
+from ._callbacks import command_callback
 from ._clock import Clock, system_clock
 from ._codes import CodeAsker
-from ._config import check_serial, validate
-from ._engine import Plan, ProviderStats, RefreshEngine
+from ._config import SessionSettings, check_serial, validate
+from ._engine import Plan, ProviderStats
 from ._models import CachedToken, MfaCallback
+from ._profiles import ProfileChain, read_chain, split_options
+from ._role import AssumeRoleProvider, RoleHolder
 from ._sts import (
     SourceKeys,
     call_get_caller_identity,
     call_get_session_token,
     serial_account,
 )
+from ._text import quote
 from .exceptions import ConfigurationError, MfaError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import aioboto3
     from aiobotocore.session import AioSession
 
-    from ._role import AssumeRoleProvider
-
     SourceSession = Union[AioSession, aioboto3.Session]  # noqa: UP007
 
-__all__ = ["ProviderStats", "SessionTokenProvider"]
+__all__ = ["ProviderStats", "SessionTokenProvider", "build", "from_profile"]
+
+Provider = Union["SessionTokenProvider", AssumeRoleProvider]
 
 logger = logging.getLogger("aio_sts_session")
 
@@ -37,7 +43,7 @@ logger = logging.getLogger("aio_sts_session")
 DEFAULT_PROMPT_BOUND = 300.0
 
 
-class SessionTokenProvider(RefreshEngine):
+class SessionTokenProvider(RoleHolder):
     """Temporary credentials from STS GetSessionToken, refreshed before they expire.
 
     Arguments (all keyword-only; see the README's configuration table):
@@ -80,18 +86,45 @@ class SessionTokenProvider(RefreshEngine):
         mfa_timeout: float | None = None,
         sts_config: Any | None = None,
         clock: Clock | None = None,
-        _fallback_region: str | None = None,
     ) -> None:
-        validate(
-            mfa_serial,
-            mfa_callback,
-            duration_seconds,
-            prefetch_seconds,
-            stale_seconds,
-            mfa_attempts,
-            mfa_timeout,
-            endpoint_url,
+        settings = SessionSettings(
+            mfa_serial=mfa_serial,
+            mfa_callback=mfa_callback,
+            duration_seconds=duration_seconds,
+            prefetch_seconds=prefetch_seconds,
+            stale_seconds=stale_seconds,
+            mfa_attempts=mfa_attempts,
+            mfa_timeout=mfa_timeout,
+            region_name=region_name,
+            endpoint_url=endpoint_url,
         )
+        self._setup(settings, source_session, cache, sts_config, clock)
+
+    @classmethod
+    def _from_settings(
+        cls,
+        settings: SessionSettings,
+        *,
+        source_session: Any | None = None,
+        cache: TokenCache | None = None,
+        sts_config: Any | None = None,
+        clock: Clock | None = None,
+    ) -> SessionTokenProvider:
+        """A provider from settings read elsewhere (a profile: its region as a fallback for
+        STS, its name for the prompts)."""
+        provider = cls.__new__(cls)
+        provider._setup(settings, source_session, cache, sts_config, clock)
+        return provider
+
+    def _setup(
+        self,
+        settings: SessionSettings,
+        source_session: Any | None,
+        cache: TokenCache | None,
+        sts_config: Any | None,
+        clock: Clock | None,
+    ) -> None:
+        validate(settings)
         if cache is not None and not isinstance(cache, TokenCache):
             raise ConfigurationError(
                 "cache must implement TokenCache (load/store/delete/lock), e.g. "
@@ -100,31 +133,34 @@ class SessionTokenProvider(RefreshEngine):
         clock = clock or system_clock
         stats = ProviderStats()
         sources = _aiobotocore.SourceResolver(source_session)
+        callback: MfaCallback | None = settings.mfa_callback  # type: ignore[assignment]
         source = _SessionTokenSource(
-            serial=mfa_serial,
-            callback=mfa_callback,
-            duration=duration_seconds,
-            attempts=mfa_attempts,
-            timeout=mfa_timeout,
+            serial=settings.mfa_serial,
+            callback=callback,
+            duration=settings.duration_seconds,
+            attempts=settings.mfa_attempts,
+            timeout=settings.mfa_timeout,
             sources=sources,
             sts=_aiobotocore.StsClientFactory(
-                region_name=region_name,
-                endpoint_url=endpoint_url,
+                region_name=settings.region_name,
+                endpoint_url=settings.endpoint_url,
                 config=sts_config,
                 session_for=sources.config_session,
                 use_session_region=lambda: not sources.is_default,
-                fallback_region=_fallback_region,
+                fallback_region=settings.fallback_region,
             ),
             clock=clock,
             stats=stats,
         )
+        source.profile = settings.profile
         super().__init__(
             source,
             cache=cache if cache is not None else MemoryCache(),
             clock=clock,
-            prefetch_seconds=prefetch_seconds,
-            stale_seconds=stale_seconds,
-            lock_timeout=(mfa_timeout or DEFAULT_PROMPT_BOUND) * mfa_attempts + 60.0,
+            prefetch_seconds=settings.prefetch_seconds,
+            stale_seconds=settings.stale_seconds,
+            lock_timeout=(settings.mfa_timeout or DEFAULT_PROMPT_BOUND) * settings.mfa_attempts
+            + 60.0,
             stats=stats,
         )
         self._sts = source.sts
@@ -143,36 +179,7 @@ class SessionTokenProvider(RefreshEngine):
         long-term keys, ``mfa_serial``, ``region``, STS endpoint settings (see
         :func:`aio_sts_session.from_profile`). A role profile is refused: use
         :func:`aio_sts_session.from_profile` for it."""
-        from ._profiles import session_from_profile
-
         return session_from_profile(name, mfa_callback=mfa_callback, cache=cache, **overrides)
-
-    def assume_role(
-        self,
-        role_arn: str,
-        *,
-        duration_seconds: int = 3600,
-        role_session_name: str | None = None,
-        external_id: str | None = None,
-        **options: Any,
-    ) -> AssumeRoleProvider:
-        """An :class:`AssumeRoleProvider` for ``role_arn`` on this provider's credentials: every
-        role on one MFA session shares its one prompt. ``duration_seconds`` above 3600 (AWS's
-        cap for role chaining) assumes the role with the long-term keys and an MFA code instead
-        (one prompt per role refresh); on a role provider (a chain of roles) it is refused.
-        Region, endpoint, cache and clock are this provider's unless given in ``options``
-        (``region_name``, ``endpoint_url``, ``cache``, ``prefetch_seconds``,
-        ``stale_seconds``, ``sts_config``). The same method serves both providers."""
-        from ._role import AssumeRoleProvider
-
-        return AssumeRoleProvider(
-            role_arn,
-            source=self,
-            duration_seconds=duration_seconds,
-            role_session_name=role_session_name,
-            external_id=external_id,
-            **options,
-        )
 
     async def prepare(self) -> None:
         """Check what can be checked without a prompt, and warm up: find the long-term keys,
@@ -350,3 +357,136 @@ class _SessionTokenSource:
         )
         self._stats.refreshes += 1
         return token
+
+
+# -- from profiles ------------------------------------------------------------------------------
+
+
+def _session_provider(
+    chain: ProfileChain,
+    mfa_callback: MfaCallback | None,
+    cache: TokenCache | None,
+    options: dict[str, Any],
+    default_callback: Callable[[str | None], MfaCallback] | None,
+) -> SessionTokenProvider:
+    serial = options.pop("mfa_serial", None) or chain.mfa_serial
+    duration = options.pop("session_duration_seconds", None) or chain.session_duration or 43200
+    if serial is not None and mfa_callback is None:
+        if default_callback is not None:
+            mfa_callback = default_callback(chain.mfa_process)
+        elif chain.mfa_process:
+            try:
+                mfa_callback = command_callback(chain.mfa_process)
+            except ConfigurationError as exc:
+                raise ConfigurationError(
+                    f"mfa_process in profile {quote(chain.name)}: {exc}"
+                ) from None
+        else:
+            raise ConfigurationError(
+                f"Profile {quote(chain.name)} uses mfa_serial {quote(serial)}, but no "
+                "mfa_callback was given: pass mfa_callback= (e.g. "
+                "aio_sts_session.terminal_prompt()), or set mfa_process in the profile."
+            )
+    if serial is None and mfa_callback is not None:
+        raise ConfigurationError(
+            f"mfa_callback was given, but profile {quote(chain.name)} (and its sources) name no "
+            "mfa_serial: add mfa_serial = arn:aws:iam::<account>:mfa/<name> to the profile, "
+            "or pass mfa_serial=."
+        )
+    source = None
+    if chain.keys is not None:
+        source = _aiobotocore.profile_session(chain.session, chain.root, chain.keys)
+    shared = {k: options.pop(k) for k in ("sts_config", "clock") if k in options}
+    settings = SessionSettings(
+        mfa_serial=serial,
+        mfa_callback=mfa_callback,
+        duration_seconds=duration,
+        fallback_region=chain.region,
+        profile=chain.name,
+        **options,
+    )
+    return SessionTokenProvider._from_settings(
+        settings, source_session=source, cache=cache, **shared
+    )
+
+
+def from_profile(
+    name: str | None = None,
+    *,
+    mfa_callback: MfaCallback | None = None,
+    cache: TokenCache | None = None,
+    **overrides: Any,
+) -> Provider:
+    """The provider a ``~/.aws/config`` profile means: an :class:`AssumeRoleProvider` for a
+    profile with ``role_arn`` (on an MFA session made from the root of its ``source_profile``
+    chain), else a :class:`SessionTokenProvider`.
+
+    ``name=None`` follows botocore (``AWS_PROFILE``, then ``default``). Reads ``mfa_serial``
+    (on the profile or any of its sources), ``duration_seconds``, ``role_arn``,
+    ``source_profile``, ``role_session_name``, ``external_id``, ``region``, ``mfa_process``
+    (a command printing the code, used when no ``mfa_callback`` is given) and the root's
+    long-term keys; the STS client follows the root profile's settings (region,
+    ``sts_regional_endpoints``, ``ca_bundle``, endpoint URLs), resolved by botocore.
+
+    ``overrides``: ``region_name``, ``endpoint_url``, ``sts_config``, ``clock``,
+    ``prefetch_seconds``, ``stale_seconds``; for the MFA session ``mfa_serial``,
+    ``session_duration_seconds``, ``mfa_attempts``, ``mfa_timeout``; for the role
+    ``duration_seconds``, ``role_session_name``, ``external_id``.
+
+    Reads the two files synchronously (a few ms, once): in async code call it at start-up
+    or through ``asyncio.to_thread``. Raises :class:`ConfigurationError` for any problem in the
+    profile chain, before any prompt or STS call.
+    """
+    return build(read_chain(name), mfa_callback=mfa_callback, cache=cache, **overrides)
+
+
+def build(
+    chain: ProfileChain,
+    *,
+    mfa_callback: MfaCallback | None = None,
+    cache: TokenCache | None = None,
+    default_callback: Callable[[str | None], MfaCallback] | None = None,
+    **overrides: Any,
+) -> Provider:
+    """The providers for a resolved chain. ``default_callback(mfa_process)`` picks the
+    callback when none is given and the chain uses MFA (the command line's order)."""
+    session_options, shared, role_options = split_options(dict(overrides), bool(chain.roles))
+    session = _session_provider(chain, mfa_callback, cache, session_options, default_callback)
+    if not chain.roles:
+        return session
+    provider: Provider = session
+    for index, role in enumerate(chain.roles):
+        options: dict[str, Any] = {
+            "duration_seconds": role.duration_seconds,
+            "role_session_name": role.role_session_name,
+            "external_id": role.external_id,
+            **shared,
+        }
+        if index == len(chain.roles) - 1:
+            options.update(role_options)
+        try:
+            provider = AssumeRoleProvider(
+                role.role_arn, source=provider, _owns_source=True, **options
+            )
+        except ConfigurationError as exc:
+            raise ConfigurationError(f"Profile {quote(role.profile)}: {exc}") from None
+    return provider
+
+
+def session_from_profile(
+    name: str | None = None,
+    *,
+    mfa_callback: MfaCallback | None = None,
+    cache: TokenCache | None = None,
+    **overrides: Any,
+) -> SessionTokenProvider:
+    """:meth:`SessionTokenProvider.from_profile`: refuses a role profile."""
+    chain = read_chain(name)
+    if chain.roles:
+        raise ConfigurationError(
+            f"Profile {quote(chain.name)} assumes role {chain.roles[-1].role_arn}: use "
+            "aio_sts_session.from_profile() for it (it returns an AssumeRoleProvider), or "
+            f"SessionTokenProvider.from_profile({quote(chain.root)}) for its MFA session."
+        )
+    session_options, _, _ = split_options(dict(overrides), False)
+    return _session_provider(chain, mfa_callback, cache, session_options, None)

@@ -18,25 +18,77 @@ import dataclasses
 import getpass
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._cache import TokenCache
 from ._clock import Clock
-from ._config import CHAINING_CAP, validate, validate_role
+from ._config import CHAINING_CAP, validate_endpoint, validate_role, validate_windows
 from ._engine import Plan, ProviderStats, RefreshEngine
 from ._models import CachedToken, SessionCredentials
-from ._provider import SessionTokenProvider, _SessionTokenSource
 from ._sts import RoleCall, SessionExpired, SourceKeys, call_assume_role
 from .exceptions import ConfigurationError, StsError
 
 if TYPE_CHECKING:
-    from ._aiobotocore import StsClientFactory
+    from ._aiobotocore import SourceResolver, StsClientFactory
+    from ._codes import CodeAsker
 
-__all__ = ["AssumeRoleProvider", "default_session_name"]
+__all__ = ["AssumeRoleProvider", "RoleHolder", "SessionRoot", "default_session_name"]
 
 logger = logging.getLogger("aio_sts_session")
 
-ParentProvider = Union[SessionTokenProvider, "AssumeRoleProvider"]
+
+class SessionRoot(Protocol):
+    """What a role needs of the MFA session at the root of its chain (the session provider's
+    source): its STS client factory, long-term keys, codes and identity."""
+
+    serial: str | None
+    identity_arn: str | None
+    sts: StsClientFactory
+    sources: SourceResolver
+
+    async def mfa(self) -> CodeAsker | None: ...
+
+    async def client_for(self, keys: SourceKeys) -> Any: ...
+
+    def identity(self, keys: SourceKeys) -> str: ...
+
+    def unjudged(self, keys: SourceKeys) -> None: ...
+
+
+class RoleHolder(RefreshEngine):
+    """A provider whose credentials can assume roles: the MFA session
+    (:class:`~aio_sts_session.SessionTokenProvider`) and a role (a chain of roles). Both
+    inherit :meth:`assume_role` from here."""
+
+    _root_source: SessionRoot
+
+    def assume_role(
+        self,
+        role_arn: str,
+        *,
+        duration_seconds: int = 3600,
+        role_session_name: str | None = None,
+        external_id: str | None = None,
+        **options: Any,
+    ) -> AssumeRoleProvider:
+        """An :class:`AssumeRoleProvider` for ``role_arn`` on this provider's credentials: every
+        role on one MFA session shares its one prompt. ``duration_seconds`` above 3600 (AWS's
+        cap for role chaining) assumes the role with the long-term keys and an MFA code instead
+        (one prompt per role refresh); on a role provider (a chain of roles) it is refused.
+        Region, endpoint, cache and clock are this provider's unless given in ``options``
+        (``region_name``, ``endpoint_url``, ``cache``, ``prefetch_seconds``,
+        ``stale_seconds``, ``sts_config``)."""
+        return AssumeRoleProvider(
+            role_arn,
+            source=self,
+            duration_seconds=duration_seconds,
+            role_session_name=role_session_name,
+            external_id=external_id,
+            **options,
+        )
+
+
+ParentProvider = RoleHolder
 
 
 def default_session_name() -> str:
@@ -49,7 +101,7 @@ def default_session_name() -> str:
     return f"aio-sts-session-{user}"[:64]
 
 
-class AssumeRoleProvider(RefreshEngine):
+class AssumeRoleProvider(RoleHolder):
     """Temporary credentials of an IAM role, from STS AssumeRole on an MFA session, refreshed
     before they expire. Usually made by :meth:`SessionTokenProvider.assume_role` or
     :func:`aio_sts_session.from_profile`; same surface as :class:`SessionTokenProvider`.
@@ -91,8 +143,9 @@ class AssumeRoleProvider(RefreshEngine):
     ) -> None:
         session_name = role_session_name or default_session_name()
         validate_role(role_arn, duration_seconds, session_name, external_id)
-        validate(None, None, 900, prefetch_seconds, stale_seconds, 1, None, endpoint_url)
-        if not isinstance(source, (SessionTokenProvider, AssumeRoleProvider)):
+        validate_windows(prefetch_seconds, stale_seconds)
+        validate_endpoint(endpoint_url)
+        if not isinstance(source, RoleHolder):
             raise ConfigurationError(
                 f"source must be a SessionTokenProvider or an AssumeRoleProvider, got "
                 f"{type(source).__name__}: use session_provider.assume_role(role_arn)."
@@ -112,7 +165,7 @@ class AssumeRoleProvider(RefreshEngine):
         stats = ProviderStats()
         self.role_arn = role_arn
         self.source = source
-        self._root_source: _SessionTokenSource = root
+        self._root_source = root
         self._owns_source = _owns_source
         role_source = _RoleSource(
             role=RoleCall(
@@ -144,9 +197,6 @@ class AssumeRoleProvider(RefreshEngine):
         )
         self._sts = role_source.sts
 
-    # Roles on this role (role chaining, at most 3600 s): the session provider's method.
-    assume_role = SessionTokenProvider.assume_role
-
     async def close(self) -> None:
         """Cancel any refresh in flight and close this provider's STS client (and its source
         if it was made for this provider). Idempotent."""
@@ -164,7 +214,7 @@ class _RoleSource:
         role: RoleCall,
         session_name: str,
         parent: ParentProvider,
-        root: _SessionTokenSource,
+        root: SessionRoot,
         direct: bool,
         sts: StsClientFactory,
         clock: Clock,

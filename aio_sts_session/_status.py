@@ -15,12 +15,13 @@ import time
 from typing import Any
 
 from . import _entry
-from ._aiobotocore import credentials_file_sections, read_profiles
+from ._aiobotocore import read_profiles
 from ._cache import MemoryCache
 from ._cachekey import cache_directory
 from ._engine import RefreshEngine
 from ._models import MfaRequest
-from ._profiles import ProfileChain, build, read_chain
+from ._profiles import ProfileChain, read_chain
+from ._provider import build
 from ._role import AssumeRoleProvider
 from ._text import quote
 from .exceptions import ConfigurationError, StsSessionError
@@ -97,7 +98,7 @@ def _providers(chain: ProfileChain) -> list[RefreshEngine]:
     return members
 
 
-async def _row(name: str, chain: ProfileChain, via: str | None, key_files: set[str]) -> Row:
+async def _row(name: str, chain: ProfileChain, via: str | None) -> Row:
     members = _providers(chain)
     try:
         keys = [await member._entry_key() for member in members]
@@ -109,8 +110,9 @@ async def _row(name: str, chain: ProfileChain, via: str | None, key_files: set[s
         "kind": "role" if chain.roles else "session",
         "via": via,
         "mfa_serial": chain.mfa_serial,
-        "keys": "credentials file" if chain.root in key_files else "config file",
+        "keys": chain.key_source,
         "keys_profile": chain.root,
+        "plaintext_copy": chain.plaintext_copy,
         **_state(_expiry(keys[0]), now),
     }
     if chain.roles:
@@ -121,14 +123,13 @@ async def _row(name: str, chain: ProfileChain, via: str | None, key_files: set[s
 
 async def profile_rows(only: str | None) -> list[Row]:
     """A row per profile this tool can serve (only ``only`` if given)."""
-    session, _, _, profiles, _ = read_profiles(None)
-    key_files = credentials_file_sections(session)
+    _, _, _, profiles, _ = read_profiles(None)
     names = [only] if only else sorted(profiles)
     rows = []
     for name in names:
         via = _this_tool(profiles.get(name, {}))
         try:
-            chain = read_chain(via or name)
+            chain = read_chain(via or name, secret=False)
         except ConfigurationError:
             if only:
                 raise
@@ -140,7 +141,7 @@ async def profile_rows(only: str | None) -> list[Row]:
                     "credential_process of this tool: there is nothing of it to show."
                 )
             continue
-        rows.append(await _row(name, chain, via, key_files))
+        rows.append(await _row(name, chain, via))
     return rows
 
 
@@ -150,7 +151,7 @@ def profiles_on_session(chain: ProfileChain) -> list[str]:
     shared = []
     for name in sorted(profiles):
         try:
-            other = read_chain(name)
+            other = read_chain(name, secret=False)
         except ConfigurationError:
             continue
         if other.root == chain.root and other.mfa_serial == chain.mfa_serial:
@@ -174,8 +175,16 @@ def render_rows(rows: list[Row], *, as_json: bool) -> str:
         keys = f"{row['keys']} [{row['keys_profile']}]"
         table.append((name, row["kind"], row["mfa_serial"] or "-", keys, row["left"], session))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    return "".join(
+    text = "".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
         + "\n"
         for line in table
     )
+    copies = sorted({(r["keys_profile"], r["plaintext_copy"]) for r in rows if r["plaintext_copy"]})
+    for profile, where in copies:
+        text += (
+            f"warning: the keys of profile {profile} are in the keyring, and a plain-text copy "
+            f"is left in the {where}: remove it with 'aio-sts-session add {profile} "
+            "--from-credentials-file --remove-plaintext'\n"
+        )
+    return text

@@ -15,7 +15,8 @@ variable (profile, files, region, endpoints, keys), ``HOME``, the login name,
 key itself (the fingerprint is an HMAC keyed with it: nothing in a record's name reveals an
 input). The record holds the entry key the full path used, the region it printed, and the
 identity (device, inode, size, modification and change times) of the two AWS files botocore
-read, taken *before* it read them.
+read and of the keyring's index of long-term keys (:mod:`._keys`), taken *before* they were
+read.
 
 **The fallback rules.** The warm path serves only when all of these hold, and otherwise steps
 aside to the full path, which decides and writes a new record: the command line is one it
@@ -32,7 +33,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,7 +47,15 @@ if TYPE_CHECKING:
     from ._engine import RefreshEngine
     from ._profiles import ProfileChain
 
-__all__ = ["RENEWAL_MARGIN", "Recorder", "Request", "clear_records", "main", "recognise", "serve"]
+__all__ = [
+    "RENEWAL_MARGIN",
+    "Recorder",
+    "Request",
+    "answer",
+    "clear_records",
+    "recognise",
+    "serve",
+]
 
 #: The full path renews credentials with less than this left (the SDKs' 15-minute window plus
 #: a minute): the warm path serves only credentials with more.
@@ -259,8 +267,14 @@ class Recorder:
     @classmethod
     def start(cls, request: Request) -> Recorder:
         from ._aiobotocore import aws_file_paths
+        from ._keys import keys_directory
 
-        return cls(request, [(path, file_identity(path)) for path in aws_file_paths()])
+        # The AWS files, and where `add` records which profiles' keys are in the keyring: the
+        # directory (a profile added or removed) and each index (a key rotated).
+        keys = keys_directory()
+        indexes = sorted(str(p) for p in keys.glob("*.json")) if keys.is_dir() else []
+        paths = [*aws_file_paths(), str(keys), *indexes]
+        return cls(request, [(path, file_identity(path)) for path in paths])
 
     async def finish(
         self, provider: RefreshEngine, chain: ProfileChain, *, region: str | None
@@ -323,20 +337,14 @@ def _no_core_dumps() -> None:
         pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The console script: the warm path when it can answer, else the full command line."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    request = recognise(args)
-    if request is not None:
-        _no_core_dumps()
-        try:
-            output = serve(request)
-        except Exception:  # any doubt at all: the full path decides (and reports)
-            output = None
-        if output is not None:
-            sys.stdout.write(output)
-            sys.stdout.flush()
-            return 0
-    from ._cli import main as full_path
-
-    return full_path(args)
+def answer(argv: Sequence[str]) -> str | None:
+    """What to print for ``argv`` if the warm path can answer it, else ``None`` (the full
+    path's turn)."""
+    request = recognise(argv)
+    if request is None:
+        return None
+    _no_core_dumps()
+    try:
+        return serve(request)
+    except Exception:  # any doubt at all: the full path decides (and reports)
+        return None

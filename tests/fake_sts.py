@@ -38,6 +38,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
+IAM_NS = "https://iam.amazonaws.com/doc/2010-05-08/"
 INVALID_CODE = "MultiFactorAuthentication failed with invalid MFA one time pass code."
 BAD_SERIAL = (
     "MultiFactorAuthentication failed, unable to validate MFA code. Please verify your MFA "
@@ -126,6 +127,10 @@ class FakeSts:
         self.used_codes: set[tuple[str, str]] = set()
         self.single_use_codes = True  # benchmarks turn this off to reuse codes
         self.issued: dict[str, Issued] = {}
+        # IAM: a new access key is refused (InvalidClientTokenId) for this many of its first
+        # calls, as IAM's eventual consistency does for a few seconds.
+        self.key_activation_calls = 0
+        self.pending_keys: dict[str, int] = {}
         self.calls: list[Call] = []
         self.url = ""
         self._runner: web.AppRunner | None = None
@@ -178,6 +183,75 @@ class FakeSts:
     def user_name(self, akid: str) -> str:
         return self.user_names.get(akid, "alice")
 
+    def keys_of(self, user: str) -> list[str]:
+        return [akid for akid in self.users if self.user_name(akid) == user]
+
+    def _not_active_yet(self, akid: str) -> bool:
+        left = self.pending_keys.get(akid, 0)
+        if left > 0:
+            self.pending_keys[akid] = left - 1
+            return True
+        return False
+
+    async def _iam(
+        self,
+        request: web.Request,
+        action: str,
+        form: dict[str, str],
+        akid: str,
+        session: Issued | None,
+    ) -> web.StreamResponse:
+        """IAM's access-key calls, on a session made with MFA (as a typical policy demands)."""
+        call = Call(action, akid, None, None, None, "ok")
+        self.calls.append(call)
+        if session is None or not session.mfa:
+            call.outcome = "denied"
+            return self._error(403, "AccessDenied", f"MFA is required for iam:{action}")
+        user = form.get("UserName") or session.user
+        if user != session.user:
+            call.outcome = "denied"
+            return self._error(403, "AccessDenied", f"not allowed on user {user}")
+        fault = self.pop_fault(action)
+        if fault is not None:
+            call.outcome = f"fault:{fault.code}"
+            return await self._fault_response(request, fault)
+        if action == "ListAccessKeys":
+            members = "".join(
+                f"<member><UserName>{user}</UserName><AccessKeyId>{key}</AccessKeyId>"
+                "<Status>Active</Status><CreateDate>2026-01-01T00:00:00Z</CreateDate></member>"
+                for key in self.keys_of(user)
+            )
+            return self._xml(
+                f'<ListAccessKeysResponse xmlns="{IAM_NS}"><ListAccessKeysResult>'
+                f"<AccessKeyMetadata>{members}</AccessKeyMetadata><IsTruncated>false"
+                "</IsTruncated></ListAccessKeysResult></ListAccessKeysResponse>"
+            )
+        if action == "DeleteAccessKey":
+            key = form.get("AccessKeyId", "")
+            if key not in self.keys_of(user):
+                call.outcome = "no-such-key"
+                return self._error(
+                    404, "NoSuchEntity", f"The Access Key with id {key} cannot be found."
+                )
+            del self.users[key]
+            return self._xml(
+                f'<DeleteAccessKeyResponse xmlns="{IAM_NS}"></DeleteAccessKeyResponse>'
+            )
+        if len(self.keys_of(user)) >= 2:
+            call.outcome = "limit"
+            return self._error(409, "LimitExceeded", "Cannot exceed quota for AccessKeysPerUser: 2")
+        key = "AKIA" + secrets.token_hex(8).upper()
+        secret = secrets.token_urlsafe(30)
+        self.users[key] = secret
+        self.user_names[key] = user
+        self.pending_keys[key] = self.key_activation_calls
+        return self._xml(
+            f'<CreateAccessKeyResponse xmlns="{IAM_NS}"><CreateAccessKeyResult><AccessKey>'
+            f"<UserName>{user}</UserName><AccessKeyId>{key}</AccessKeyId><Status>Active</Status>"
+            f"<SecretAccessKey>{secret}</SecretAccessKey><CreateDate>2026-01-01T00:00:00Z"
+            "</CreateDate></AccessKey></CreateAccessKeyResult></CreateAccessKeyResponse>"
+        )
+
     async def start(self) -> FakeSts:
         app = web.Application()
         app.router.add_post("/", self._handle)
@@ -224,7 +298,7 @@ class FakeSts:
         fields = dict(
             part.strip().split("=", 1) for part in auth[len("AWS4-HMAC-SHA256 ") :].split(",")
         )
-        akid, _, scope_region = fields["Credential"].split("/")[:3]
+        akid, _, scope_region, scope_service = fields["Credential"].split("/")[:4]
         if scope_region not in self.regions:
             return self._error(
                 403,
@@ -255,7 +329,7 @@ class FakeSts:
                 return self._error(403, "ExpiredToken", "The security token has expired")
             secret = session.secret
         else:
-            if akid not in self.users:
+            if akid not in self.users or self._not_active_yet(akid):
                 return self._error(
                     403, "InvalidClientTokenId", "The security token included is invalid."
                 )
@@ -263,7 +337,7 @@ class FakeSts:
         headers = {name: request.headers[name] for name in signed if name in request.headers}
         aws_request = AWSRequest(method="POST", url=str(request.url), data=body, headers=headers)
         aws_request.context["timestamp"] = request.headers["X-Amz-Date"]
-        signer = SigV4Auth(Credentials(akid, secret, token), "sts", scope_region)
+        signer = SigV4Auth(Credentials(akid, secret, token), scope_service, scope_region)
         canonical = signer.canonical_request(aws_request)
         expected = signer.signature(signer.string_to_sign(aws_request, canonical), aws_request)
         if not secrets.compare_digest(expected, fields["Signature"]):
@@ -301,6 +375,8 @@ class FakeSts:
             )
         if action == "AssumeRole":
             return await self._assume_role(request, form, akid, session)
+        if action in ("CreateAccessKey", "DeleteAccessKey", "ListAccessKeys"):
+            return await self._iam(request, action, form, akid, session)
         if action != "GetSessionToken":
             return self._error(400, "InvalidAction", f"Could not find operation {action}")
         return await self._get_session_token(request, form, akid, session)

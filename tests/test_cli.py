@@ -69,7 +69,7 @@ sts =
 
     async def run(self, *args: str, env: dict[str, str] | None = None, mfa: bool = True) -> Result:
         argv = [sys.executable, "-m", "aio_sts_session", *args]
-        if mfa and args[0] in ("credential-process", "env", "exec"):
+        if mfa and args[0] in ("credential-process", "env", "exec", "rotate"):
             argv[3:4] = [args[0], "--mfa-command", MFA_COMMAND]
         process = await asyncio.create_subprocess_exec(
             *argv,

@@ -168,7 +168,7 @@ async def test_status_shows_each_profile_and_its_cached_credentials(cli: Cli) ->
     table = await cli.run("list")
     assert table.status == 0
     assert re.search(r"admin\s+role\s+arn:aws:iam::123456789012:mfa/alice", table.out)
-    assert re.search(r"\b1[01]h \d\dm\b", table.out)
+    assert re.search(r"\b1[012]h \d\dm\b", table.out)  # about 12 hours left
     for result in (after, table):
         no_secret_in(result, cli)
         assert ACCESS_KEY not in result.out

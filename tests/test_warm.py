@@ -22,7 +22,7 @@ BOOT = """
 import atexit, json, sys
 report = sys.argv.pop(1)
 atexit.register(lambda: open(report, "w").write(json.dumps(sorted(sys.modules))))
-from aio_sts_session._warm import main
+from aio_sts_session._console import main
 sys.exit(main())
 """
 HEAVY = ("botocore", "aiobotocore", "aiohttp", "asyncio", "filelock", "platformdirs", "keyring")

@@ -1,0 +1,386 @@
+"""``aio-sts-session add``, ``remove`` and ``rotate``: an IAM user's long-term keys kept in the
+OS keyring (:mod:`._keys`) instead of plain text.
+
+The secret is never in argv, a child's environment, a log record, a message or a ``repr``: it
+is read from the terminal without echo, or from standard input when that is not a terminal.
+Before anything is stored the keys are checked with STS (``GetCallerIdentity``, which needs
+no permission). ``rotate`` never leaves the keyring without a working key: each failing step
+says what changed and which key id is left to delete by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from . import _aiobotocore, _keys
+from ._advice import UsageError
+from ._cache import EncryptedFileCache
+from ._cachekey import cache_directory
+from ._keys import KeyPair
+from ._profiles import read_chain
+from ._provider import SessionTokenProvider, build
+from ._role import AssumeRoleProvider
+from ._sts import SourceKeys, call_get_caller_identity
+from ._text import quote
+from .exceptions import ConfigurationError, SourceCredentialsError, StsSessionError
+
+__all__ = ["add_command", "remove_command", "rotate_command"]
+
+TTY = "/dev/tty"
+#: ``rotate`` checks a new key this many times (IAM takes a few seconds to accept it),
+#: waiting 0.5, 1, 1.5 … s in between: 7.5 s at most.
+VERIFY_ATTEMPTS = 6
+VERIFY_DELAY = 0.5
+
+
+class KeysError(StsSessionError):
+    """A key command failed: the message says what changed and what is left to do."""
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"aio-sts-session: {message}\n")
+    sys.stderr.flush()
+
+
+# -- reading the keys ----------------------------------------------------------------------------
+
+
+def _terminal() -> Any | None:
+    try:
+        return open(TTY, "r+")
+    except OSError:
+        return None
+
+
+def _ask_yes(question: str) -> bool:
+    tty = _terminal()
+    if tty is None:
+        return False
+    with tty:
+        tty.write(question)
+        tty.flush()
+        return tty.readline().strip().lower() in ("y", "yes")
+
+
+def _read_keys(args: argparse.Namespace) -> KeyPair:
+    if args.from_credentials_file:
+        return _from_credentials_file(args.profile_name)
+    if not sys.stdin.isatty():  # two lines: the key id, then the secret
+        lines = sys.stdin.read().splitlines()
+        if len(lines) < 2:
+            raise ConfigurationError(
+                "Standard input must hold two lines: the access key id, then the secret."
+            )
+        return _checked(lines[0].strip(), lines[1].strip())
+    import getpass
+
+    tty = _terminal()
+    if tty is None:  # pragma: no cover - stdin is a terminal, so there is one
+        raise ConfigurationError("No terminal to read the keys from.")
+    with tty:
+        tty.write("AWS access key id: ")
+        tty.flush()
+        key_id = tty.readline().strip()
+    secret = getpass.getpass("AWS secret access key (not shown): ")  # /dev/tty, no echo
+    return _checked(key_id, secret.strip())
+
+
+def _checked(key_id: str, secret: str) -> KeyPair:
+    if key_id.startswith("ASIA"):
+        raise ConfigurationError(
+            f"{quote(key_id)} is a temporary access key id (ASIA…): store an IAM user's "
+            "long-term key (AKIA…)."
+        )
+    if not (key_id.isalnum() and 16 <= len(key_id) <= 128) or not secret or " " in secret:
+        raise ConfigurationError(
+            f"{quote(key_id)} and the secret given are not an access key id (AKIA…, letters "
+            "and digits) and its secret: check what was pasted."
+        )
+    return KeyPair(key_id, secret)
+
+
+def _credentials_file() -> Path:
+    import botocore.session
+
+    value = botocore.session.Session().get_config_variable("credentials_file")
+    return Path(os.path.expanduser(os.path.expandvars(str(value))))
+
+
+def _from_credentials_file(profile: str) -> KeyPair:
+    import botocore.configloader
+
+    path = _credentials_file()
+    try:
+        section = botocore.configloader.raw_config_parse(str(path)).get(profile, {})
+    except BotoCoreError as exc:
+        raise ConfigurationError(f"The credentials file {path} cannot be read: {exc}") from None
+    key_id, secret = section.get("aws_access_key_id"), section.get("aws_secret_access_key")
+    if not key_id or not secret:
+        raise ConfigurationError(
+            f"[{profile}] in {path} has no aws_access_key_id and aws_secret_access_key."
+        )
+    return _checked(str(key_id), str(secret))
+
+
+def remove_plaintext(path: Path, profile: str) -> int:
+    """Remove ``aws_access_key_id`` and ``aws_secret_access_key`` from ``[profile]`` in
+    ``path``, keeping every other byte and the file's mode; atomic. Returns lines removed."""
+    original = path.read_bytes()
+    info = path.stat()
+    lines = original.splitlines(keepends=True)
+    kept, removed, inside = [], 0, False
+    for line in lines:
+        text = line.decode("utf-8", errors="replace").strip()
+        if text.startswith("[") and text.endswith("]"):
+            inside = text[1:-1].strip() == profile
+        elif inside and "=" in text:
+            key = text.split("=", 1)[0].strip().lower()
+            if key in ("aws_access_key_id", "aws_secret_access_key"):
+                removed += 1
+                continue
+        kept.append(line)
+    temporary = path.with_name(f".{path.name}.aio-sts-session-{os.getpid()}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.fchmod(fd, info.st_mode & 0o7777)
+        os.write(fd, b"".join(kept))
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        temporary.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(temporary, path)
+    return removed
+
+
+# -- checking the keys with STS ----------------------------------------------------------------
+
+
+def _factory(profile: str) -> _aiobotocore.StsClientFactory:
+    """An STS client factory following ``profile``'s settings (its region and endpoints) if
+    it is in the config files, else the default ones."""
+    session, name, _, profiles, _ = _aiobotocore.read_profiles(profile)
+    if name in profiles:
+        session.set_config_variable("profile", name)
+    return _aiobotocore.StsClientFactory(
+        region_name=None,
+        endpoint_url=None,
+        config=None,
+        session_for=lambda: session,
+        use_session_region=lambda: True,
+    )
+
+
+async def check_keys(profile: str, keys: KeyPair) -> str:
+    """The IAM identity (ARN) ``keys`` belong to, by STS ``GetCallerIdentity``; raises
+    :class:`SourceCredentialsError` if STS refuses them."""
+    factory = _factory(profile)
+    source = SourceKeys(keys.access_key_id, keys.secret_access_key, None, "keyring")
+    try:
+        client = await factory.get(source)
+        _, arn = await call_get_caller_identity(client, key_id=keys.access_key_id)
+    finally:
+        await factory.close()
+    return arn
+
+
+# -- add, remove -------------------------------------------------------------------------------
+
+
+async def add_command(args: argparse.Namespace) -> int:
+    profile = args.profile_name
+    if args.remove_plaintext and not args.from_credentials_file:
+        raise UsageError("--remove-plaintext goes with --from-credentials-file.")
+    backend = _keys.usable_backend()  # no backend: one line saying which to install
+    existing = _keys.stored_key_id(profile)
+    question = f"Profile {profile} already has keys in the keyring ({existing}): replace them? "
+    if existing is not None and not args.force and not _ask_yes(question + "[y/N] "):
+        raise UsageError(
+            f"Profile {quote(profile)} already has keys in the keyring ({existing}): pass "
+            "--force to replace them."
+        )
+    keys = _read_keys(args)
+    arn = await check_keys(profile, keys)
+    await asyncio.to_thread(_keys.store_keys, profile, keys)
+    where = f"{type(backend).__module__}.{type(backend).__name__}"
+    _say(f"stored the keys of profile {profile} ({keys.access_key_id}, {arn})")
+    _say(f"in the keyring ({where})")
+    if args.remove_plaintext:
+        path = _credentials_file()
+        removed = remove_plaintext(path, profile)
+        _say(f"removed {removed} plain-text line(s) of [{profile}] from {path}")
+    return 0
+
+
+async def _cached_entries(profile: str) -> list[str]:
+    """The cache entry keys of ``profile``'s chain (role, …, MFA session), without the secret."""
+    try:
+        chain = read_chain(profile, secret=False)
+    except ConfigurationError:
+        return []
+    if chain.keys is None:
+        return []
+    provider = build(chain, cache=None, default_callback=lambda _: _never)
+    members: list[Any] = [provider]
+    while isinstance(members[-1], AssumeRoleProvider):
+        members.append(members[-1].source)
+    try:
+        return [await member._entry_key() for member in members]
+    finally:
+        await provider.close()
+
+
+async def _never(request: Any) -> str:  # pragma: no cover - never asked: no prompt here
+    raise StsSessionError("no code is asked for here")
+
+
+async def _drop_entries(entries: list[str]) -> int:
+    if not entries:
+        return 0
+    cache = EncryptedFileCache(cache_directory(), key=EncryptedFileCache.generate_key())
+    return sum([await cache.remove(entry) for entry in entries])
+
+
+async def remove_command(args: argparse.Namespace) -> int:
+    profile = args.profile_name
+    entries = await _cached_entries(profile) if _keys.stored_key_id(profile) else []
+    existed = await asyncio.to_thread(_keys.delete_keys, profile)
+    dropped = await _drop_entries(entries)
+    if not existed:
+        _say(f"profile {profile} had no keys in the keyring")
+        return 1
+    _say(f"removed the keys of profile {profile} from the keyring")
+    _say(f"and {dropped} cached credential(s)")
+    return 0
+
+
+# -- rotate ------------------------------------------------------------------------------------
+
+
+def _user_name(arn: str) -> str:
+    """``alice`` from ``arn:aws:iam::123456789012:user/path/alice``."""
+    if ":user/" not in arn:
+        raise ConfigurationError(
+            f"The keys belong to {arn}, not an IAM user: only an IAM user's keys can be rotated."
+        )
+    return arn.rsplit("/", 1)[-1]
+
+
+def _iam_error(exc: ClientError) -> tuple[str, str]:
+    error = exc.response.get("Error", {})
+    return str(error.get("Code", "")), str(error.get("Message", ""))
+
+
+async def rotate_command(args: argparse.Namespace, open_provider: Any) -> int:
+    """``open_provider(args)`` gives the profile's provider as credential-process would (its
+    prompt, its cache): the MFA session signs the IAM calls."""
+    profile = args.profile_name
+    chain = read_chain(profile)
+    root = chain.root
+    if chain.roles:
+        _say(f"profile {profile} assumes a role: rotating the keys of its source profile {root}")
+    if chain.key_source != "keyring":
+        raise ConfigurationError(
+            f"The keys of profile {quote(root)} are in the {chain.key_source}: rotate works on "
+            f"keys kept in the keyring; first run 'aio-sts-session add {root} "
+            "--from-credentials-file --remove-plaintext'."
+        )
+    assert chain.keys is not None
+    old = KeyPair(str(chain.keys["aws_access_key_id"]), str(chain.keys["aws_secret_access_key"]))
+    old_entries = await _cached_entries(profile)
+    args.profile = profile
+    provider, _ = open_provider(args)
+    members: list[Any] = [provider]
+    while isinstance(members[-1], AssumeRoleProvider):
+        members.append(members[-1].source)
+    session: SessionTokenProvider = members[-1]
+    try:
+        creds = await session.credentials()  # the MFA session: IAM demands MFA
+        arn = await check_keys(root, old)
+        user = _user_name(arn)
+        signed = SourceKeys(
+            creds.access_key_id, creds.secret_access_key, creds.session_token, "mfa"
+        )
+        async with session._sts.iam_client(signed) as iam:
+            new = await _create_key(iam, user, old)
+            await asyncio.to_thread(_keys.store_keys, root, new)
+            _say(f"stored the new key {new.access_key_id} of user {user} in the keyring")
+            if not await _works(root, new):
+                await asyncio.to_thread(_keys.store_keys, root, old)
+                raise KeysError(
+                    f"The new key {new.access_key_id} was still refused after "
+                    f"{VERIFY_ATTEMPTS} checks; the keyring holds the old key "
+                    f"{old.access_key_id} again (still active). Delete the new one by hand: "
+                    f"aws iam delete-access-key --user-name {user} --access-key-id "
+                    f"{new.access_key_id}"
+                )
+            try:
+                await iam.delete_access_key(UserName=user, AccessKeyId=old.access_key_id)
+            except (ClientError, BotoCoreError) as exc:
+                what = _iam_error(exc)[0] if isinstance(exc, ClientError) else type(exc).__name__
+                raise KeysError(
+                    f"Deleting the old key failed ({what}); the keyring holds the new key "
+                    f"{new.access_key_id}, which works. Delete the old one by hand: aws iam "
+                    f"delete-access-key --user-name {user} --access-key-id {old.access_key_id}"
+                ) from None
+    finally:
+        for member in members:
+            await member.close()
+    dropped = await _drop_entries(old_entries)
+    _say(
+        f"rotated the keys of profile {root}: {old.access_key_id} deleted, "
+        f"{new.access_key_id} in use; {dropped} cached credential(s) of the old key dropped"
+    )
+    return 0
+
+
+async def _create_key(iam: Any, user: str, old: KeyPair) -> KeyPair:
+    try:
+        answer = await iam.create_access_key(UserName=user)
+    except ClientError as exc:
+        code, message = _iam_error(exc)
+        if code == "LimitExceeded":
+            listed = await iam.list_access_keys(UserName=user)
+            ids = [k["AccessKeyId"] for k in listed.get("AccessKeyMetadata", [])]
+            others = [k for k in ids if k != old.access_key_id]
+            raise KeysError(
+                f"User {user} already has two access keys ({', '.join(ids)}): delete the one "
+                f"not in use ({', '.join(others) or 'the other'}) with aws iam "
+                "delete-access-key, then retry. Nothing changed."
+            ) from None
+        raise KeysError(
+            f"IAM refused CreateAccessKey for user {user} ({code}: {message[:120]}). Nothing "
+            "changed."
+        ) from None
+    except BotoCoreError as exc:
+        raise KeysError(
+            f"IAM could not be reached ({type(exc).__name__}). Nothing changed."
+        ) from None
+    created = answer["AccessKey"]
+    return KeyPair(str(created["AccessKeyId"]), str(created["SecretAccessKey"]))
+
+
+async def _works(profile: str, keys: KeyPair) -> bool:
+    """Whether STS accepts ``keys``, checked up to VERIFY_ATTEMPTS times (IAM's eventual
+    consistency), with a progress line."""
+    for attempt in range(1, VERIFY_ATTEMPTS + 1):
+        try:
+            await check_keys(profile, keys)
+            return True
+        except SourceCredentialsError:
+            if attempt == VERIFY_ATTEMPTS:
+                return False
+            _say(
+                f"IAM has not activated {keys.access_key_id} yet (check {attempt}/"
+                f"{VERIFY_ATTEMPTS}); waiting…"
+            )
+            await asyncio.sleep(VERIFY_DELAY * attempt)
+    return False  # pragma: no cover

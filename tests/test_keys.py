@@ -1,0 +1,393 @@
+"""Long-term keys out of plain text (issue 16): ``add``, ``remove``, ``rotate`` and ``status``
+as real subprocesses, with a real third-party keyring backend (``keyrings.alt``'s file backend
+in a temporary home, chosen by ``PYTHON_KEYRING_BACKEND``), against the strict fake STS with
+IAM's access-key calls (which demand an MFA session, with faults injectable on each)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL
+from .fake_sts import Fault, issued_secrets
+from .test_cli import Cli, Result, cli, clock  # noqa: F401 - test_cli's fixtures, by name
+
+BACKEND = "keyrings.alt.file.PlaintextKeyring"
+CREDENTIALS = f"[base]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+
+
+@pytest.fixture
+def keyring_cli(cli: Cli) -> Cli:
+    cli.env["PYTHON_KEYRING_BACKEND"] = BACKEND
+    cli.env["XDG_DATA_HOME"] = str(cli.home / ".local" / "share")
+    config = (cli.home / "config").read_text()
+    config = config.replace("sts =\n", f"iam =\n  endpoint_url = {cli.fake.url}\nsts =\n")
+    (cli.home / "config").write_text(config)
+    return cli
+
+
+async def run_with_input(
+    cli: Cli, stdin: bytes, *args: str, env: dict[str, str] | None = None
+) -> Result:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "aio_sts_session", *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**cli.env, **(env or {})},
+        start_new_session=True,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(stdin), 90)
+    assert process.returncode is not None
+    return Result(process.returncode, out.decode(), err.decode())
+
+
+async def keyring_item(cli: Cli, profile: str = "base") -> dict[str, str] | None:
+    """What the keyring holds for ``profile``, read by another process through ``keyring``."""
+    code = (
+        "import keyring, sys; "
+        f"print(keyring.get_password('aio-sts-session', 'profile/{profile}') or '')"
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, env=cli.env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    text = out.decode().strip()
+    return json.loads(text) if text else None
+
+
+def assert_key_works(cli: Cli, key_id: str) -> None:
+    """The key is one the fake IAM knows and accepts (created, active, not deleted)."""
+    assert key_id in cli.fake.users
+    assert cli.fake.pending_keys.get(key_id, 0) == 0
+
+
+async def add_from_stdin(cli: Cli, key_id: str = ACCESS_KEY, secret: str = SECRET_KEY) -> Result:
+    return await run_with_input(cli, f"{key_id}\n{secret}\n".encode(), "add", "base")
+
+
+def no_secret_anywhere(cli: Cli, result: Result, secret: str = SECRET_KEY) -> None:
+    assert secret not in result.out + result.err
+    for path in (cli.home / ".config" / "aio-sts-session" / "keys").glob("*"):
+        assert secret not in path.read_text()
+
+
+async def test_add_keeps_the_keys_in_the_keyring_and_every_path_reads_them(
+    keyring_cli: Cli,
+) -> None:
+    cli = keyring_cli
+    added = await add_from_stdin(cli)
+    assert added.status == 0, added.err
+    assert "arn:aws:iam::123456789012:user/alice" in added.err
+    no_secret_anywhere(cli, added)
+    assert await keyring_item(cli) == {
+        "aws_access_key_id": ACCESS_KEY,
+        "aws_secret_access_key": SECRET_KEY,
+    }
+    (cli.home / "credentials").write_text("")  # no plain text left at all
+    served = await cli.run("credential-process", "--profile", "admin")
+    assert served.status == 0, served.err
+    signed_by = {c.access_key_id for c in cli.fake.calls if c.action == "GetSessionToken"}
+    assert signed_by == {ACCESS_KEY}
+    status = await cli.run("status", "--json")
+    rows = {row["profile"]: row for row in json.loads(status.out)}
+    assert rows["base"]["keys"] == "keyring"
+    assert rows["admin"]["keys"] == "keyring"
+    assert rows["base"]["plaintext_copy"] is None
+
+
+async def test_the_keyring_wins_over_the_credentials_file_and_status_flags_the_copy(
+    keyring_cli: Cli,
+) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    # The file now holds a stale key: the keyring's is the one used.
+    stale = CREDENTIALS.replace(ACCESS_KEY, "AKIASTALEPLAINTEXT01")
+    (cli.home / "credentials").write_text(stale)
+    served = await cli.run("credential-process", "--profile", "base")
+    assert served.status == 0, served.err
+    status = await cli.run("status")
+    assert "plain-text copy" in status.out
+    assert "add base --from-credentials-file --remove-plaintext" in status.out
+
+
+async def test_a_typo_is_an_error_now_and_nothing_is_stored(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    result = await add_from_stdin(cli, secret="not-the-secret-at-all-000000000000000000")
+    assert result.status == 1
+    assert "STS did not accept" in result.err or "check the key id" in result.err
+    assert "not-the-secret" not in result.err
+    assert await keyring_item(cli) is None
+    assert not (cli.home / ".config" / "aio-sts-session" / "keys" / "base.json").exists()
+    assert cli.prompts == 0
+
+
+async def test_from_the_credentials_file_and_remove_plaintext_keeps_the_rest_byte_for_byte(
+    keyring_cli: Cli,
+) -> None:
+    cli = keyring_cli
+    path = cli.home / "credentials"
+    before = (
+        "# my keys\n[other]\naws_access_key_id = AKIAOTHER00000000001\n"
+        "aws_secret_access_key = other-secret\n\n" + CREDENTIALS + "region_hint = keep me\n"
+    )
+    path.write_text(before)
+    path.chmod(0o640)
+    result = await cli.run(
+        "add", "base", "--from-credentials-file", "--remove-plaintext", mfa=False
+    )
+    assert result.status == 0, result.err
+    after = path.read_text()
+    assert after == before.replace(
+        f"aws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n", ""
+    )
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640
+    assert SECRET_KEY not in after
+    assert "other-secret" in after
+    assert (await keyring_item(cli) or {}).get("aws_secret_access_key") == SECRET_KEY
+
+
+async def test_add_over_existing_keys_needs_force_without_a_terminal(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    again = await add_from_stdin(cli)
+    assert again.status == 2
+    assert "--force" in again.err
+    forced = await run_with_input(
+        cli, f"{ACCESS_KEY}\n{SECRET_KEY}\n".encode(), "add", "base", "--force"
+    )
+    assert forced.status == 0, forced.err
+
+
+async def test_no_usable_backend_is_one_line_never_a_plaintext_fallback(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    result = await run_with_input(
+        cli,
+        f"{ACCESS_KEY}\n{SECRET_KEY}\n".encode(),
+        "add",
+        "base",
+        env={"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"},
+    )
+    assert result.status == 1
+    assert result.err.count("\n") == 1, result.err
+    assert "keyrings.cryptfile" in result.err
+    assert not (cli.home / ".config" / "aio-sts-session" / "keys").exists()
+    assert cli.fake.calls == []  # refused before anything else
+
+
+async def test_remove_deletes_the_keys_and_the_cached_sessions(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    await cli.run("credential-process", "--profile", "admin")
+    removed = await cli.run("remove", "base", mfa=False)
+    assert removed.status == 0, removed.err
+    assert "1 cached credential" in removed.err  # the profile's MFA session
+    assert await keyring_item(cli) is None
+    status = await cli.run("status", "--json")
+    rows = {row["profile"]: row for row in json.loads(status.out)}
+    assert rows["base"]["keys"] == "credentials file"  # the plain-text keys are left alone
+    assert rows["base"]["expires"] is None
+    assert rows["admin"]["session"]["expires"] is None
+
+
+async def rotate(cli: Cli, profile: str = "base") -> Result:
+    return await cli.run("rotate", profile)
+
+
+async def test_rotate_replaces_the_key_and_drops_the_old_keys_sessions(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    await cli.run("credential-process", "--profile", "admin")  # cached under the old key
+    cli.fake.key_activation_calls = 2  # IAM's eventual consistency: two refusals first
+    result = await rotate(cli, "admin")
+    assert result.status == 0, result.err
+    assert "rotating the keys of its source profile base" in result.err
+    assert result.err.count("has not activated") == 2
+    item = await keyring_item(cli)
+    assert item is not None
+    new = item["aws_access_key_id"]
+    assert new != ACCESS_KEY
+    assert_key_works(cli, new)
+    assert ACCESS_KEY not in cli.fake.users  # the old key is deleted
+    assert "2 cached credential(s) of the old key dropped" in result.err
+    iam = [c for c in cli.fake.calls if c.action in ("CreateAccessKey", "DeleteAccessKey")]
+    assert [c.outcome for c in iam] == ["ok", "ok"]
+    assert all(c.access_key_id.startswith("ASIA") for c in iam)  # signed by the MFA session
+    for secret in [item["aws_secret_access_key"], *issued_secrets(cli.fake)]:
+        assert secret not in result.out + result.err
+    served = await cli.run("credential-process", "--profile", "base")
+    assert served.status == 0, served.err
+    assert {c.access_key_id for c in cli.fake.token_calls[-1:]} == {new}
+
+
+async def test_rotate_with_two_keys_already_changes_nothing_and_names_them(
+    keyring_cli: Cli,
+) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    cli.fake.users["AKIASECONDKEY0000001"] = "second-secret"
+    result = await rotate(cli)
+    assert result.status == 1
+    assert "already has two access keys" in result.err
+    assert ACCESS_KEY in result.err
+    assert "AKIASECONDKEY0000001" in result.err
+    assert "Nothing changed" in result.err
+    assert (await keyring_item(cli) or {})["aws_access_key_id"] == ACCESS_KEY
+    assert_key_works(cli, ACCESS_KEY)
+
+
+async def test_rotate_when_create_access_key_fails_changes_nothing(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    cli.fake.faults.extend(
+        Fault(500, "ServiceFailure", "boom", action="CreateAccessKey") for _ in range(5)
+    )
+    result = await rotate(cli)
+    assert result.status == 1
+    assert "Nothing changed" in result.err
+    assert (await keyring_item(cli) or {})["aws_access_key_id"] == ACCESS_KEY
+    assert_key_works(cli, ACCESS_KEY)
+
+
+async def test_rotate_when_the_new_key_never_works_keeps_the_old_one(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    cli.fake.key_activation_calls = 10_000  # never active (the checks take 7.5 s)
+    result = await rotate(cli)
+    assert result.status == 1
+    created = [k for k in cli.fake.keys_of("alice") if k != ACCESS_KEY]
+    assert len(created) == 1
+    assert created[0] in result.err  # the key id left to delete by hand
+    assert "delete-access-key" in result.err
+    assert (await keyring_item(cli) or {})["aws_access_key_id"] == ACCESS_KEY
+    assert_key_works(cli, ACCESS_KEY)
+
+
+async def test_rotate_when_the_delete_fails_keeps_the_new_working_key(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    cli.fake.faults.extend(
+        Fault(500, "ServiceFailure", "boom", action="DeleteAccessKey") for _ in range(5)
+    )
+    result = await rotate(cli)
+    assert result.status == 1
+    item = await keyring_item(cli)
+    assert item is not None
+    assert item["aws_access_key_id"] != ACCESS_KEY
+    assert_key_works(cli, item["aws_access_key_id"])
+    assert ACCESS_KEY in result.err  # the old key id, still to delete by hand
+    assert "delete-access-key" in result.err
+
+
+async def test_rotate_needs_the_keys_in_the_keyring(keyring_cli: Cli) -> None:
+    result = await rotate(keyring_cli)
+    assert result.status == 1
+    assert "add base --from-credentials-file --remove-plaintext" in result.err
+    assert keyring_cli.fake.calls == []
+
+
+def test_the_key_pair_never_shows_its_secret() -> None:
+    from aio_sts_session._keys import KeyPair
+
+    pair = KeyPair(ACCESS_KEY, SECRET_KEY)
+    assert SECRET_KEY not in repr(pair)
+    assert SECRET_KEY not in str(pair)
+
+
+async def test_a_source_session_of_a_profile_reads_the_keyring(
+    keyring_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SessionTokenProvider(source_session=AioSession(profile=...)) finds keys `add` stored."""
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    (cli.home / "credentials").write_text("")
+    code = f"""
+import asyncio, sys
+from aiobotocore.session import AioSession
+import aio_sts_session as ass
+async def main():
+    p = ass.SessionTokenProvider(
+        mfa_serial={SERIAL!r}, mfa_callback=lambda r: {cli.fake.fresh_code(SERIAL)!r},
+        source_session=AioSession(profile="base"), duration_seconds=900)
+    creds = await p.credentials()
+    await p.close()
+    print(creds.access_key_id)
+asyncio.run(main())
+"""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, env=cli.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    assert out.decode().startswith("ASIA")
+    assert [c.access_key_id for c in cli.fake.token_calls] == [ACCESS_KEY]
+    assert os.environ.get("PYTHON_KEYRING_BACKEND") != BACKEND  # the test process untouched
+
+
+async def test_rotate_against_motos_iam(tmp_path: Path) -> None:
+    """moto as an independent IAM and STS (its SigV4 check off: it refuses the session
+    credentials its own GetSessionToken returns): the calls are well-formed and the key is
+    really replaced."""
+    from aiobotocore.session import AioSession
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        async with AioSession().create_client(
+            "iam", endpoint_url=url, region_name="us-east-1",
+            aws_access_key_id="AKIAADMIN", aws_secret_access_key="admin",
+        ) as iam:  # fmt: skip
+            await iam.create_user(UserName="alice")
+            old = (await iam.create_access_key(UserName="alice"))["AccessKey"]
+            home = tmp_path / "home"
+            home.mkdir()
+            (home / "config").write_text(
+                f"[profile m]\nmfa_serial = {SERIAL}\nregion = us-east-1\nservices = moto\n"
+                f"[services moto]\nsts =\n  endpoint_url = {url}\niam =\n  endpoint_url = {url}\n"
+            )
+            (home / "credentials").write_text("")
+            env = {
+                "PATH": os.environ.get("PATH", ""),
+                "HOME": str(home),
+                "XDG_CONFIG_HOME": str(home / ".config"),
+                "XDG_CACHE_HOME": str(home / ".cache"),
+                "XDG_DATA_HOME": str(home / ".local" / "share"),
+                "AWS_CONFIG_FILE": str(home / "config"),
+                "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
+                "AWS_EC2_METADATA_DISABLED": "true",
+                "PYTHON_KEYRING_BACKEND": BACKEND,
+                "PYTHONPATH": os.pathsep.join(sys.path),
+            }
+
+            async def run(*args: str, stdin: bytes = b"") -> Result:
+                process = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "aio_sts_session", *args, env=env,
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, start_new_session=True,
+                )  # fmt: skip
+                out, err = await asyncio.wait_for(process.communicate(stdin), 90)
+                assert process.returncode is not None
+                return Result(process.returncode, out.decode(), err.decode())
+
+            added = await run(
+                "add", "m", stdin=f"{old['AccessKeyId']}\n{old['SecretAccessKey']}\n".encode()
+            )
+            assert added.status == 0, added.err
+            rotated = await run("rotate", "m", "--mfa-command", "echo 123456")
+            assert rotated.status == 0, rotated.err
+            keys = (await iam.list_access_keys(UserName="alice"))["AccessKeyMetadata"]
+            assert len(keys) == 1
+            assert keys[0]["AccessKeyId"] != old["AccessKeyId"]
+            assert keys[0]["AccessKeyId"] in rotated.err
+    finally:
+        server.stop()
