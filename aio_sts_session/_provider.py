@@ -46,7 +46,7 @@ DEFAULT_PROMPT_BOUND = 300.0
 class SessionTokenProvider(RoleHolder):
     """Temporary credentials from STS GetSessionToken, refreshed before they expire.
 
-    Arguments (all keyword-only; see the README's configuration table):
+    Arguments (all keyword-only; see the configuration reference):
 
     - ``mfa_serial``: the MFA device's ARN (``arn:aws:iam::ACCOUNT:mfa/NAME``) or a hardware
       serial. ``None``: the ``mfa_serial`` of the source (or attached) session's profile if it

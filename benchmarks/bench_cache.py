@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import statistics
 import subprocess
@@ -30,6 +31,8 @@ from tests.fake_sts import FakeSts  # noqa: E402
 SERIAL = "arn:aws:iam::123456789012:mfa/bench"
 KEY, SECRET = "AKIABENCHMARK0000001", "bench-secret"
 RUNS = 1 if "--quick" in sys.argv else 7
+JSON = "--json" in sys.argv
+OUT = sys.stderr if JSON else sys.stdout  # with --json, stdout is the JSON alone
 
 
 async def load_cost(directory: Path) -> tuple[float, float, float]:
@@ -92,10 +95,14 @@ def run_worker(env: dict[str, str]) -> tuple[float, float, float, str]:
     return wall, float(creds[2]), float(creds[3]), out
 
 
+def say(*parts: object) -> None:
+    print(*parts, file=OUT)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         full, sync, baseline = asyncio.run(load_cost(Path(tmp) / "load"))
-        print(
+        say(
             f"warm-cache load (median of 1,000): read + decrypt {sync * 1e3:.3f} ms; "
             f"await cache.load() {full * 1e3:.3f} ms (target < 2 ms); baseline botocore "
             f"JSONFileCache read {baseline * 1e3:.3f} ms: ratio {sync / baseline:.2f}"
@@ -137,24 +144,39 @@ def main() -> None:
         loop.call_soon_threadsafe(loop.stop)
         thread.join()
 
+    if JSON:
+        print(
+            json.dumps(
+                {
+                    "benchmark": "cache",
+                    "python": sys.version.split()[0],
+                    "load_ms": sync * 1e3,
+                    "load_baseline_ms": baseline * 1e3,
+                    "warm_start_ms": statistics.median(warm_in) * 1e3,
+                    "empty_start_ms": statistics.median(empty_in) * 1e3,
+                    "imports_ms": statistics.median(imports) * 1e3,
+                }
+            )
+        )
+
     def ms(values: list[float]) -> str:
         return f"{statistics.median(values) * 1e3:7.1f} ms"
 
-    print(
+    say(
         f"cold start, warm cache  : spawn->exit {ms(warm_wall)}, "
         f"interpreter start->credentials {ms(warm_in)}  (no STS call)"
     )
-    print(
+    say(
         f"cold start, empty cache : spawn->exit {ms(empty_wall)}, "
         f"interpreter start->credentials {ms(empty_in)}  (0 ms STS, 1 prompt)"
     )
-    print(f"  (of which importing aio_sts_session, aiobotocore, cryptography: {ms(imports)})")
-    print(
+    say(f"  (of which importing aio_sts_session, aiobotocore, cryptography: {ms(imports)})")
+    say(
         f"after imports           : warm "
         f"{(statistics.median(warm_in) - statistics.median(imports)) * 1e3:.1f} ms, empty "
         f"{(statistics.median(empty_in) - statistics.median(imports)) * 1e3:.1f} ms"
     )
-    print(
+    say(
         f"ratio warm/empty        : spawn->exit "
         f"{statistics.median(warm_wall) / statistics.median(empty_wall):.2f}, "
         f"start->credentials {statistics.median(warm_in) / statistics.median(empty_in):.2f}"

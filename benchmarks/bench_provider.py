@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import json
 import statistics
 import sys
 import threading
@@ -32,6 +33,9 @@ from aio_sts_session import MfaRequest, SessionTokenProvider
 from tests.fake_sts import FakeSts
 
 QUICK = "--quick" in sys.argv
+JSON = "--json" in sys.argv
+OUT = sys.stderr if JSON else sys.stdout  # with --json, stdout is the JSON alone
+ROWS: list[dict[str, object]] = []
 SERIAL = "arn:aws:iam::123456789012:mfa/bench"
 KEY, SECRET = "AKIABENCHMARK0000001", "bench-secret"
 
@@ -45,9 +49,20 @@ def quiet_gc() -> None:
 
 def report(name: str, value: float, baseline: float, target: str, unit: str = "us") -> None:
     scale = 1e6 if unit == "us" else 1e3
+    ROWS.append(
+        {
+            "name": name,
+            "value": value * scale,
+            "baseline": baseline * scale,
+            "unit": unit,
+            "ratio": value / baseline,
+            "target": target,
+        }
+    )
     print(
         f"{name:<58} {value * scale:10.3f} {unit}  baseline {baseline * scale:10.3f} {unit}  "
-        f"ratio {value / baseline:6.3f}  (target {target})"
+        f"ratio {value / baseline:6.3f}  (target {target})",
+        file=OUT,
     )
 
 
@@ -101,7 +116,10 @@ async def main() -> None:
             **extra,
         )
 
-    print(f"python {sys.version.split()[0]}, aiobotocore {__import__('aiobotocore').__version__}")
+    print(
+        f"python {sys.version.split()[0]}, aiobotocore {__import__('aiobotocore').__version__}",
+        file=OUT,
+    )
 
     # 1. cache hit vs a bare await
     provider = make()
@@ -312,3 +330,5 @@ async def main() -> None:
 
 if __name__ == "__main__":
     asyncio.run(main())
+    if JSON:
+        print(json.dumps({"benchmark": "provider", "python": sys.version.split()[0], "rows": ROWS}))

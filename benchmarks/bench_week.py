@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import json
 import math
 import sys
 import time
@@ -234,14 +235,23 @@ def main() -> None:
     parser.add_argument("--days", type=float, default=7)
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--json", action="store_true", help="the figures as JSON")
     args = parser.parse_args()
     if args.quick:
         args.days, args.tasks, args.clients = 2, 50, 2
     # botocore's standard retry mode, without its real sleeps (simulated time)
     standard.ExponentialBackoff.delay_amount = lambda self, ctx: 0.0  # type: ignore[method-assign]
     report = asyncio.run(simulate(days=args.days, tasks=args.tasks, clients=args.clients))
+    if args.json:
+        figures = {k: v for k, v in dataclasses.asdict(report).items() if _plain(v)}
+        print(json.dumps({"benchmark": "week", **figures}))
+        return
     for line in report.lines():
         print(line)
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, (int, float, str, bool)) or value is None
 
 
 if __name__ == "__main__":
