@@ -52,21 +52,27 @@ def _say(message: str) -> None:
 # -- reading the keys ----------------------------------------------------------------------------
 
 
-def _terminal() -> Any | None:
+def _ask_terminal(question: str) -> str | None:
+    """Ask on the controlling terminal; its answer (one line), or ``None`` without one."""
     try:
-        return open(TTY, "r+")
+        fd = os.open(TTY, os.O_RDWR | getattr(os, "O_NOCTTY", 0))
     except OSError:
         return None
+    try:
+        os.write(fd, question.encode())
+        answer = b""
+        while not answer.endswith(b"\n"):
+            chunk = os.read(fd, 1024)
+            if not chunk:
+                break
+            answer += chunk
+        return answer.decode(errors="replace").strip()
+    finally:
+        os.close(fd)
 
 
 def _ask_yes(question: str) -> bool:
-    tty = _terminal()
-    if tty is None:
-        return False
-    with tty:
-        tty.write(question)
-        tty.flush()
-        return tty.readline().strip().lower() in ("y", "yes")
+    return (_ask_terminal(question) or "").lower() in ("y", "yes")
 
 
 def _read_keys(args: argparse.Namespace) -> KeyPair:
@@ -81,13 +87,7 @@ def _read_keys(args: argparse.Namespace) -> KeyPair:
         return _checked(lines[0].strip(), lines[1].strip())
     import getpass
 
-    tty = _terminal()
-    if tty is None:  # pragma: no cover - stdin is a terminal, so there is one
-        raise ConfigurationError("No terminal to read the keys from.")
-    with tty:
-        tty.write("AWS access key id: ")
-        tty.flush()
-        key_id = tty.readline().strip()
+    key_id = _ask_terminal("AWS access key id: ") or ""
     secret = getpass.getpass("AWS secret access key (not shown): ")  # /dev/tty, no echo
     return _checked(key_id, secret.strip())
 

@@ -412,7 +412,7 @@ def _read_until(fd: int, needle: bytes, timeout: float = 30.0) -> bytes:
 
 @contextlib.asynccontextmanager
 async def on_a_terminal(
-    cli: Cli, *args: str
+    cli: Cli, *args: str, stdin_too: bool = False
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
     """The CLI with a pty as its controlling terminal and stdout/stderr piped, as botocore
     runs a credential process: ``(process, the pty's master end)``. Our end of the slave stays
@@ -428,7 +428,7 @@ async def on_a_terminal(
 
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "aio_sts_session", *args,
-        stdin=asyncio.subprocess.DEVNULL,
+        stdin=slave if stdin_too else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=cli.env,

@@ -388,11 +388,16 @@ async def test_prompt_command_without_a_command_is_a_usage_error(cli: Cli) -> No
     reason="needs Xvfb, zenity and xdotool (apt-get install xvfb zenity xdotool)",
 )
 async def test_a_real_zenity_dialog_under_xvfb_typed_into_with_xdotool(cli: Cli) -> None:
-    display = f":{70 + os.getpid() % 20}"
+    read_end, write_end = os.pipe()
     xvfb = subprocess.Popen(  # noqa: ASYNC220 - a server for the whole test
-        ["Xvfb", display, "-nolisten", "tcp"], stderr=subprocess.DEVNULL
+        ["Xvfb", "-displayfd", str(write_end), "-nolisten", "tcp"],
+        pass_fds=(write_end,),
+        stderr=subprocess.DEVNULL,
     )
+    os.close(write_end)
     try:
+        number = await asyncio.wait_for(asyncio.to_thread(os.read, read_end, 16), 30)
+        display = f":{number.decode().strip()}"  # a free display Xvfb chose itself
         env = {**cli.env, "DISPLAY": display, "AIO_STS_SESSION_PROMPT": "zenity"}
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "aio_sts_session", "credential-process", "--profile", "base",
@@ -400,22 +405,26 @@ async def test_a_real_zenity_dialog_under_xvfb_typed_into_with_xdotool(cli: Cli)
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
         )  # fmt: skip
         window = ""
-        for _ in range(200):  # the dialog appears once GetCallerIdentity checked the keys
+        for _ in range(600):  # the dialog appears once GetCallerIdentity checked the keys
             found = await asyncio.to_thread(
                 subprocess.run,
                 ["xdotool", "search", "--name", "aio-sts-session"],
                 env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
             window = found.stdout.split()[0] if found.stdout.split() else ""
-            if window:
+            if window or process.returncode is not None:
                 break
             await asyncio.sleep(0.1)
-        assert window, "the dialog never appeared"
+        if not window:
+            process.kill()
+            _, err = await process.communicate()
+            raise AssertionError(f"the dialog never appeared; the command said: {err!r}")
         for keys in (["windowfocus", "--sync", window], ["type", cli.fake.fresh_code(SERIAL)],
                      ["key", "Return"]):  # fmt: skip
             await asyncio.to_thread(subprocess.run, ["xdotool", *keys], env=env, check=True)
         out, err = await asyncio.wait_for(process.communicate(), 60)
     finally:
+        os.close(read_end)
         xvfb.terminate()
         xvfb.wait()
     assert process.returncode == 0, err

@@ -391,3 +391,56 @@ async def test_rotate_against_motos_iam(tmp_path: Path) -> None:
             assert keys[0]["AccessKeyId"] in rotated.err
     finally:
         server.stop()
+
+
+async def test_add_over_existing_keys_asks_on_the_terminal(keyring_cli: Cli) -> None:
+    from .test_cli import _read_until, on_a_terminal
+
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    args = ("add", "base", "--from-credentials-file")
+    async with on_a_terminal(cli, *args) as (process, tty):
+        question = await asyncio.to_thread(_read_until, tty, b"[y/N] ")
+        assert b"already has keys in the keyring" in question
+        os.write(tty, b"y\n")
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err
+    async with on_a_terminal(cli, *args) as (process, tty):
+        await asyncio.to_thread(_read_until, tty, b"[y/N] ")
+        os.write(tty, b"n\n")
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2
+    assert b"--force" in err
+
+
+async def test_add_reads_the_keys_from_the_terminal_without_echoing_the_secret(
+    keyring_cli: Cli,
+) -> None:
+    from .test_cli import _read_until, on_a_terminal
+
+    cli = keyring_cli
+    async with on_a_terminal(cli, "add", "base", stdin_too=True) as (process, tty):
+        await asyncio.to_thread(_read_until, tty, b"access key id: ")
+        os.write(tty, f"{ACCESS_KEY}\n".encode())
+        await asyncio.to_thread(_read_until, tty, b"(not shown): ")
+        os.write(tty, f"{SECRET_KEY}\n".encode())
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+        shown = await asyncio.to_thread(_drain, tty)
+    assert process.returncode == 0, err
+    assert SECRET_KEY.encode() not in shown + err
+    assert (await keyring_item(cli) or {}).get("aws_secret_access_key") == SECRET_KEY
+
+
+def _drain(fd: int) -> bytes:
+    import select
+
+    seen = b""
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    return seen
