@@ -16,6 +16,19 @@ class SessionCredentials:
 
     ``expiration`` is an aware UTC datetime, as STS stated it. ``repr`` and ``str`` never show
     the secret key or the session token.
+
+    Example:
+        >>> import datetime as dt
+        >>> creds = SessionCredentials(
+        ...     access_key_id="ASIAEXAMPLE",
+        ...     secret_access_key="wJalr-never-shown",
+        ...     session_token="FwoG-never-shown",
+        ...     expiration=dt.datetime(2030, 1, 1, tzinfo=dt.timezone.utc),
+        ... )
+        >>> "never-shown" in repr(creds)
+        False
+        >>> creds.expiration.isoformat()
+        '2030-01-01T00:00:00+00:00'
     """
 
     access_key_id: str
@@ -50,6 +63,13 @@ class MfaRequest:
     AssumeRole call (a role longer than the 1-hour chaining cap), ``None`` for the MFA session.
     ``profile`` is the profile the code is for, when the provider was made from one
     (``from_profile``, the command line), else ``None``.
+
+    Example: a callback that says what the code is for.
+        >>> def ask(request: MfaRequest) -> str:
+        ...     where = f"profile {request.profile}" if request.profile else request.serial_number
+        ...     return input(f"MFA code for {where} (try {request.attempt}): ")
+        >>> MfaRequest("arn:aws:iam::123456789012:mfa/alice", 1, 3, 3600, profile="admin").profile
+        'admin'
     """
 
     serial_number: str

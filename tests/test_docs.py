@@ -54,3 +54,18 @@ def test_every_subcommand_is_in_the_command_line_reference() -> None:
                     "cache clear"):  # fmt: skip
         assert f"## aio-sts-session {command}\n" in reference, command
     assert "/home/you/.cache/aio-sts-session" in reference  # no path of the building machine
+
+
+def test_the_examples_in_the_public_docstrings_run() -> None:
+    import doctest
+
+    finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner()
+    tried = 0
+    for name in sorted(set(aio_sts_session.__all__) - {"__version__"}):
+        obj = getattr(aio_sts_session, name)
+        globs = {**vars(aio_sts_session), name: obj}
+        for test in finder.find(obj, name, module=False, globs=globs):
+            result = runner.run(test)
+            assert result.failed == 0, name
+            tried += result.attempted
+    assert tried >= 3
