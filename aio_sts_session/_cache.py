@@ -439,9 +439,7 @@ class EncryptedFileCache:
 
     async def delete(self, key: str) -> None:
         """Forget the token under ``key`` (no error if there is none)."""
-        await self._memory.delete(key)
-        with contextlib.suppress(FileNotFoundError):
-            await asyncio.to_thread(self.path_for(key).unlink)
+        await self.remove(key)
 
     async def remove(self, key: str) -> bool:
         """Forget the token under ``key``, and its lock file when no process holds it;

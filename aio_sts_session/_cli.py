@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from . import _warm
@@ -593,29 +592,8 @@ async def dispatch(args: argparse.Namespace) -> tuple[list[str], dict[str, str]]
     return await cache_clear(args)
 
 
-def _no_core_dumps() -> Callable[[], None]:
-    """A core dump of this process would hold the long-term secret and every session it
-    handled: a credential helper turns them off (``RLIMIT_CORE`` 0, the soft limit only).
-    Returns a function that gives the command ``exec`` runs the limit it had."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return lambda: None
-    try:
-        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
-        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
-    except (OSError, ValueError):  # pragma: no cover - refused by the platform
-        return lambda: None
-
-    def restore() -> None:
-        with contextlib.suppress(OSError, ValueError):
-            resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
-
-    return restore
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    restore_core_dumps = _no_core_dumps()
+    restore_core_dumps = _warm.no_core_dumps()
     parser = build_parser()
     if "_ARGCOMPLETE" in os.environ:  # the shell asks for completions (argcomplete)
         import argcomplete

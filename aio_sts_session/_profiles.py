@@ -157,9 +157,10 @@ def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
     in_files = bool(
         root_settings.get("aws_access_key_id") and root_settings.get("aws_secret_access_key")
     )
+    # Which file holds the keys (botocore merges both): parsed only when there are keys in one.
     file_name = (
         "credentials file"
-        if root in _aiobotocore.credentials_file_sections(session)
+        if in_files and root in _aiobotocore.credentials_file_sections(session)
         else "config file"
     )
     keyring_id = stored_key_id(root)

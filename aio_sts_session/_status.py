@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import struct
 import time
 from typing import Any
 
@@ -72,7 +73,7 @@ def _expiry(entry_key: str) -> float | None:
     try:
         header = _entry.read_regular_file(path)[: _entry.HEADER.size]
         magic, expires_at = _entry.HEADER.unpack(header)
-    except (OSError, ValueError, Exception):
+    except (OSError, ValueError, struct.error):
         return None
     return float(expires_at) if magic == _entry.MAGIC else None
 

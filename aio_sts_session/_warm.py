@@ -31,10 +31,11 @@ Any error at all is a reason to step aside.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +54,7 @@ __all__ = [
     "Request",
     "answer",
     "clear_records",
+    "no_core_dumps",
     "recognise",
     "serve",
 ]
@@ -324,17 +326,24 @@ class Recorder:
                 continue
 
 
-def _no_core_dumps() -> None:
-    """The warm path holds the cache key and a session's secret: no core dump (the full path
-    does the same for itself)."""
+def no_core_dumps() -> Callable[[], None]:
+    """A core dump of this process would hold the cache key, the long-term secret and every
+    session it handled: a credential helper turns them off (``RLIMIT_CORE`` 0, the soft limit
+    only). Returns a function that gives back the limit it had (for the command ``exec``
+    runs)."""
     try:
         import resource
 
         soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
-        if soft:
-            resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
     except (ImportError, OSError, ValueError):  # pragma: no cover - not on this platform
-        pass
+        return lambda: None
+
+    def restore() -> None:  # (contextlib: cryptography has imported it already)
+        with contextlib.suppress(OSError, ValueError):
+            resource.setrlimit(resource.RLIMIT_CORE, (soft, hard))
+
+    return restore
 
 
 def answer(argv: Sequence[str]) -> str | None:
@@ -343,7 +352,7 @@ def answer(argv: Sequence[str]) -> str | None:
     request = recognise(argv)
     if request is None:
         return None
-    _no_core_dumps()
+    no_core_dumps()
     try:
         return serve(request)
     except Exception:  # any doubt at all: the full path decides (and reports)
