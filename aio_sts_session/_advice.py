@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
+from ._text import printable
 from .exceptions import StsSessionError
 
 __all__ = ["ADVICE", "AdviceFormatter", "UsageError", "describe", "one_line"]
@@ -90,7 +91,9 @@ def describe(exc: BaseException) -> str:
 
 
 def one_line(message: object) -> str:
-    return " ".join(str(message).split())
+    """``message`` on one line, safe to print: whitespace runs become one space and control
+    characters (from a config file, the environment) are shown escaped."""
+    return printable(" ".join(str(message).split()))
 
 
 class AdviceFormatter(logging.Formatter):
@@ -101,4 +104,4 @@ class AdviceFormatter(logging.Formatter):
         what = getattr(record, "what", None)
         if advice is not None and what is not None:
             record.message = f"{what} {advice}"
-        return super().formatMessage(record)
+        return printable(super().formatMessage(record))

@@ -152,13 +152,13 @@ def configured_endpoint(session: botocore.session.Session, config: Config | None
 
 def aws_file_paths() -> list[str]:
     """The config and credentials files botocore reads, as its loader opens them
-    (``botocore.configloader.raw_config_parse`` expands variables, then ``~``)."""
+    (``botocore.configloader.raw_config_parse`` expands variables, then ``~``); ``""`` for
+    one set to nothing (botocore then reads none)."""
     session = botocore.session.Session()
     paths = []
     for variable in ("config_file", "credentials_file"):
         value = session.get_config_variable(variable)
-        if value:
-            paths.append(os.path.expanduser(os.path.expandvars(str(value))))
+        paths.append(os.path.expanduser(os.path.expandvars(str(value))) if value else "")
     return paths
 
 

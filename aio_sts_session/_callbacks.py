@@ -285,14 +285,49 @@ async def _drain(stream: asyncio.StreamReader, into: bytearray, sink: int | None
 async def _end(
     process: asyncio.subprocess.Process, readers: Sequence[asyncio.Future[None]]
 ) -> None:
-    """Kill whatever is left of the command's process group, stop reading, reap it."""
-    if process.returncode is None or not all(reader.done() for reader in readers):
-        _kill_group(process)
-    for reader in readers:
-        reader.cancel()
-    await asyncio.gather(*readers, return_exceptions=True)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(process.wait(), 5.0)
+    """Leave nothing of the command behind: kill its process group, then (Linux) any process
+    that escaped the group (``setsid``) but still holds its output open; stop reading; reap it
+    (polling, so a pipe held open elsewhere cannot hold us up); close the transport, so
+    nothing is left for the garbage collector to close after the event loop."""
+    try:
+        if process.returncode is None or not all(reader.done() for reader in readers):
+            _kill_group(process)
+            await asyncio.wait(readers, timeout=PIPE_GRACE)
+            if not all(reader.done() for reader in readers):
+                _kill_pipe_holders(process)
+        for reader in readers:
+            reader.cancel()
+        await asyncio.gather(*readers, return_exceptions=True)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(_exited(process), 5.0)
+    finally:
+        transport = getattr(process, "_transport", None)
+        if transport is not None:
+            transport.close()
+
+
+def _pipe_inodes(process: asyncio.subprocess.Process) -> set[int]:
+    """The inodes of the pipes we read the command's output from."""
+    inodes = set()
+    transport = getattr(process, "_transport", None)
+    for fd_number in (1, 2):
+        pipe = transport.get_pipe_transport(fd_number) if transport is not None else None
+        handle = pipe.get_extra_info("pipe") if pipe is not None else None
+        if handle is not None:
+            with contextlib.suppress(OSError, ValueError):
+                inodes.add(os.fstat(handle.fileno()).st_ino)
+    return inodes
+
+
+def _kill_pipe_holders(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL every process of ours that holds the command's output pipes open: the
+    command's descendants that left its process group (``setsid``), found through ``/proc``
+    (Linux; elsewhere the process group is all there is)."""
+    from ._procs import pipe_holders
+
+    for pid in pipe_holders(_pipe_inodes(process)):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _kill_group(process: asyncio.subprocess.Process) -> None:

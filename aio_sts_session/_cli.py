@@ -109,12 +109,9 @@ def _seconds(text: str) -> float:
 
 def _duration(text: str) -> int:
     """``--duration``: whole seconds; the range is checked as the profile setting's is."""
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a whole number of seconds, got {text!r}"
-        ) from None
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"must be a whole number of seconds, got {text!r}")
+    return int(text)
 
 
 def _profile_names(**_: object) -> list[str]:

@@ -182,8 +182,11 @@ class RefreshEngine:
         rather than wait until they expire (STS hanging: connect and read timeouts, four
         attempts). The refresh goes on for the next caller."""
         timeout = in_hand.expires_at - HANDOVER_SECONDS - self._clock()
-        if timeout <= 0:
-            return (await served).credentials
+        if timeout <= 0:  # the margin is already reached: what is in hand, at once
+            if served.done() and not served.cancelled() and served.exception() is None:
+                return served.result().credentials  # the refresh ended eagerly
+            served.cancel()  # only this caller's wait; the refresh goes on
+            return in_hand.credentials
         try:
             return (await asyncio.wait_for(served, timeout)).credentials
         except asyncio.TimeoutError:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import os
 import stat
@@ -45,6 +46,8 @@ __all__ = [
     "open_blob",
     "read_regular_file",
     "seal_blob",
+    "sha256_hex",
+    "write_private_file",
 ]
 
 MAGIC = b"ASTS\x01"
@@ -84,11 +87,16 @@ def decode_key(key: str | bytes) -> bytes:
     return raw
 
 
+def sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` in hex (cryptography's: hashlib would load OpenSSL again)."""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(data)
+    return digest.finalize().hex()
+
+
 def entry_file_name(entry_key: str) -> str:
     """The file name of the entry for ``entry_key`` (a hash of it: the name reveals nothing)."""
-    digest = hashes.Hash(hashes.SHA256())  # cryptography's: hashlib would load OpenSSL again
-    digest.update(entry_key.encode())
-    return digest.finalize().hex()[:32] + SUFFIX
+    return sha256_hex(entry_key.encode())[:32] + SUFFIX
 
 
 def hmac_sha256(key: bytes, data: bytes) -> bytes:
@@ -175,3 +183,22 @@ def make_private_directory(path: Path) -> None:
         except FileExistsError:
             continue
         os.chmod(directory, 0o700)  # mkdir's mode is masked by the umask
+
+
+def write_private_file(path: Path, content: bytes) -> None:
+    """Replace ``path`` with ``content`` (mode 0600) atomically: written to a temporary file
+    beside it, which is removed again if writing fails (a full disk leaves nothing behind)."""
+    temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise

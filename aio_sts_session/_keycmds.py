@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,13 @@ from . import _aiobotocore, _keys
 from ._advice import UsageError
 from ._cache import EncryptedFileCache
 from ._cachekey import cache_directory
+from ._entry import make_private_directory
 from ._keys import KeyPair
 from ._profiles import read_chain
 from ._provider import SessionTokenProvider, build
 from ._role import AssumeRoleProvider
 from ._sts import SourceKeys, call_get_caller_identity
-from ._text import quote
+from ._text import printable, quote
 from .exceptions import ConfigurationError, SourceCredentialsError, StsSessionError
 
 __all__ = ["add_command", "remove_command", "rotate_command"]
@@ -45,7 +48,7 @@ class KeysError(StsSessionError):
 
 
 def _say(message: str) -> None:
-    sys.stderr.write(f"aio-sts-session: {message}\n")
+    sys.stderr.write(f"aio-sts-session: {printable(message)}\n")
     sys.stderr.flush()
 
 
@@ -129,38 +132,6 @@ def _from_credentials_file(profile: str) -> KeyPair:
     return _checked(str(key_id), str(secret))
 
 
-def remove_plaintext(path: Path, profile: str) -> int:
-    """Remove ``aws_access_key_id`` and ``aws_secret_access_key`` from ``[profile]`` in
-    ``path``, keeping every other byte and the file's mode; atomic. Returns lines removed."""
-    original = path.read_bytes()
-    info = path.stat()
-    lines = original.splitlines(keepends=True)
-    kept, removed, inside = [], 0, False
-    for line in lines:
-        text = line.decode("utf-8", errors="replace").strip()
-        if text.startswith("[") and text.endswith("]"):
-            inside = text[1:-1].strip() == profile
-        elif inside and "=" in text:
-            key = text.split("=", 1)[0].strip().lower()
-            if key in ("aws_access_key_id", "aws_secret_access_key"):
-                removed += 1
-                continue
-        kept.append(line)
-    temporary = path.with_name(f".{path.name}.aio-sts-session-{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, info.st_mode & 0o7777)
-        os.write(fd, b"".join(kept))
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        temporary.unlink(missing_ok=True)
-        raise
-    os.close(fd)
-    os.replace(temporary, path)
-    return removed
-
-
 # -- checking the keys with STS ----------------------------------------------------------------
 
 
@@ -214,9 +185,27 @@ async def add_command(args: argparse.Namespace) -> int:
     _say(f"stored the keys of profile {profile} ({keys.access_key_id}, {arn})")
     _say(f"in the keyring ({where})")
     if args.remove_plaintext:
-        path = _credentials_file()
-        removed = remove_plaintext(path, profile)
-        _say(f"removed {removed} plain-text line(s) of [{profile}] from {path}")
+        return _remove_plaintext(profile, keys)
+    return 0
+
+
+def _remove_plaintext(profile: str, keys: KeyPair) -> int:
+    """Remove the profile's key lines from the credentials file; success only once the secret
+    is in no file botocore reads (exit status 1 otherwise, saying where it still is)."""
+    from ._aiobotocore import aws_file_paths
+    from ._plaintext import remove_plaintext, secret_locations
+
+    path = _credentials_file()
+    removal = remove_plaintext(path, profile)
+    through = f" (through the link to {removal.edited})" if removal.edited != path else ""
+    left = secret_locations([Path(p) for p in aws_file_paths() if p], keys.secret_access_key)
+    if left:
+        raise KeysError(
+            f"Removed {removal.lines} plain-text line(s) of [{profile}] from {path}{through}, "
+            f"but the same secret is still in {', '.join(left)}: remove it there by hand (the "
+            "keys are in the keyring)."
+        )
+    _say(f"removed {removal.lines} plain-text line(s) of [{profile}] from {path}{through}")
     return 0
 
 
@@ -283,7 +272,7 @@ async def rotate_command(args: argparse.Namespace, open_provider: Any) -> int:
     """``open_provider(args)`` gives the profile's provider as credential-process would (its
     prompt, its cache): the MFA session signs the IAM calls."""
     profile = args.profile_name
-    chain = read_chain(profile)
+    chain = read_chain(profile, secret=False)
     root = chain.root
     if chain.roles:
         _say(f"profile {profile} assumes a role: rotating the keys of its source profile {root}")
@@ -293,8 +282,39 @@ async def rotate_command(args: argparse.Namespace, open_provider: Any) -> int:
             f"keys kept in the keyring; first run 'aio-sts-session add {root} "
             "--from-credentials-file --remove-plaintext'."
         )
-    assert chain.keys is not None
-    old = KeyPair(str(chain.keys["aws_access_key_id"]), str(chain.keys["aws_secret_access_key"]))
+    with _one_rotation(root):
+        held = await asyncio.to_thread(_keys.load_keys, root)  # read once the lock is held
+        return await _rotate(args, open_provider, profile, root, held)
+
+
+@contextlib.contextmanager
+def _one_rotation(profile: str) -> Iterator[None]:
+    """One rotation of a profile's keys at a time (across processes): a second one would
+    create a key beside the first one's brand-new key and could name it as the one to
+    delete."""
+    import filelock
+
+    directory = _keys.keys_directory()
+    make_private_directory(directory)
+    path = directory / (_keys.index_name(profile)[: -len(".json")] + ".rotating")
+    lock = filelock.FileLock(str(path), timeout=0, mode=0o600)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        raise KeysError(
+            f"Another rotation of the keys of profile {quote(profile)} is running (lock "
+            f"{path}): let it finish, then check with 'aio-sts-session status'. Nothing "
+            "changed."
+        ) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+async def _rotate(
+    args: argparse.Namespace, open_provider: Any, profile: str, root: str, old: KeyPair
+) -> int:
     old_entries = await _cached_entries(profile)
     args.profile = profile
     provider, _ = open_provider(args)
@@ -310,7 +330,7 @@ async def rotate_command(args: argparse.Namespace, open_provider: Any) -> int:
             creds.access_key_id, creds.secret_access_key, creds.session_token, "mfa"
         )
         async with session._sts.iam_client(signed) as iam:
-            new = await _create_key(iam, user, old)
+            new = await _create_key(iam, user, old, root)
             await asyncio.to_thread(_keys.store_keys, root, new)
             _say(f"stored the new key {new.access_key_id} of user {user} in the keyring")
             if not await _works(root, new):
@@ -342,7 +362,7 @@ async def rotate_command(args: argparse.Namespace, open_provider: Any) -> int:
     return 0
 
 
-async def _create_key(iam: Any, user: str, old: KeyPair) -> KeyPair:
+async def _create_key(iam: Any, user: str, old: KeyPair, profile: str) -> KeyPair:
     try:
         answer = await iam.create_access_key(UserName=user)
     except ClientError as exc:
@@ -350,12 +370,7 @@ async def _create_key(iam: Any, user: str, old: KeyPair) -> KeyPair:
         if code == "LimitExceeded":
             listed = await iam.list_access_keys(UserName=user)
             ids = [k["AccessKeyId"] for k in listed.get("AccessKeyMetadata", [])]
-            others = [k for k in ids if k != old.access_key_id]
-            raise KeysError(
-                f"User {user} already has two access keys ({', '.join(ids)}): delete the one "
-                f"not in use ({', '.join(others) or 'the other'}) with aws iam "
-                "delete-access-key, then retry. Nothing changed."
-            ) from None
+            raise KeysError(await _two_keys_advice(user, ids, old, profile)) from None
         raise KeysError(
             f"IAM refused CreateAccessKey for user {user} ({code}: {message[:120]}). Nothing "
             "changed."
@@ -366,6 +381,29 @@ async def _create_key(iam: Any, user: str, old: KeyPair) -> KeyPair:
         ) from None
     created = answer["AccessKey"]
     return KeyPair(str(created["AccessKeyId"]), str(created["SecretAccessKey"]))
+
+
+async def _two_keys_advice(user: str, ids: list[str], old: KeyPair, profile: str) -> str:
+    """What to do when the user has two keys already: a key is named as the one to delete
+    only once the keyring has been read, and only if it is not the one the keyring holds."""
+    try:
+        held = (await asyncio.to_thread(_keys.load_keys, profile)).access_key_id
+    except StsSessionError:
+        held = None
+    listed = ", ".join(ids)
+    if held != old.access_key_id:
+        return (
+            f"User {user} already has two access keys ({listed}), and the keyring's key of "
+            f"profile {quote(profile)} is no longer the one this rotation started from "
+            "(another tool changed it?): check which key is in use with 'aio-sts-session "
+            "status' before deleting either. Nothing changed."
+        )
+    others = [k for k in ids if k != held]
+    return (
+        f"User {user} already has two access keys ({listed}); the keyring holds {held}: "
+        f"delete the other ({', '.join(others) or 'the one not in use'}) with aws iam "
+        "delete-access-key, then retry. Nothing changed."
+    )
 
 
 async def _works(profile: str, keys: KeyPair) -> bool:

@@ -16,14 +16,16 @@ into a plain-text fallback.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import re
 import time
 from pathlib import Path
 from typing import Any
 
-from ._entry import make_private_directory, read_regular_file
+from ._entry import make_private_directory, read_regular_file, write_private_file
 from ._text import quote
 from .exceptions import ConfigurationError, SourceCredentialsError
 
@@ -39,8 +41,10 @@ __all__ = [
     "usable_backend",
 ]
 
+logger = logging.getLogger("aio_sts_session")
+
 SERVICE = "aio-sts-session"
-_SAFE = re.compile(r"[^\w.@+=,-]")
+_LEGACY = re.compile(r"[^\w.@+=,-]")
 HOW_TO_GET_A_BACKEND = (
     "install a keyring backend: the OS keyring (macOS Keychain, Windows Credential Locker, "
     "GNOME Keyring or KWallet through Secret Service), or on a machine without one "
@@ -75,8 +79,40 @@ def keys_directory() -> Path:
     return key_file_path().parent / "keys"
 
 
+#: Kept as they are in an index file's name; anything else is ``%XX`` (of its UTF-8 bytes).
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_.")
+#: Longer encoded names are replaced by a hash (file systems allow 255 bytes).
+_MAX_NAME = 150
+
+
+def index_name(profile: str) -> str:
+    """The index file's name for ``profile``: an injective encoding of the name (two profiles
+    never share a file), safe on case-folding file systems (``Prod`` and ``prod`` differ):
+    lower-case letters, digits, ``-``, ``_`` and ``.`` (not leading) as they are, every other
+    byte of the UTF-8 name as ``%XX``; a name too long for a file system as ``~`` and its
+    SHA-256 (``%`` and ``~`` never appear literally otherwise)."""
+    encoded = "".join(
+        char if char in _PLAIN and not (index == 0 and char == ".") else _percent(char)
+        for index, char in enumerate(profile)
+    )
+    if len(encoded) > _MAX_NAME:
+        from ._entry import sha256_hex
+
+        encoded = "~" + sha256_hex(profile.encode())[:40]
+    return encoded + ".json"
+
+
+def _percent(char: str) -> str:
+    return "".join(f"%{byte:02X}" for byte in char.encode("utf-8", errors="surrogatepass"))
+
+
 def index_path(profile: str) -> Path:
-    return keys_directory() / f"{_SAFE.sub('_', profile)}.json"
+    return keys_directory() / index_name(profile)
+
+
+def _legacy_index_path(profile: str) -> Path:
+    """Where versions up to 0.2 kept the index (``prod:admin`` and ``prod_admin`` shared it)."""
+    return keys_directory() / f"{_LEGACY.sub('_', profile)}.json"
 
 
 def _username(profile: str) -> str:
@@ -86,17 +122,42 @@ def _username(profile: str) -> str:
 def stored_key_id(profile: str) -> str | None:
     """The access key id ``add`` stored for ``profile`` in the keyring (from the index, no
     keyring call), or ``None``."""
+    path = index_path(profile)
     try:
-        data = json.loads(read_regular_file(index_path(profile)))
+        data = json.loads(read_regular_file(path))
     except FileNotFoundError:
-        return None
+        return _migrate(profile)
     except (OSError, ValueError) as exc:
         raise ConfigurationError(
-            f"The keyring index {index_path(profile)} cannot be read ({exc}): run "
-            f"'aio-sts-session add {profile}' again, or delete it."
+            f"The keyring index {path} cannot be read ({exc}): run "
+            f"'aio-sts-session add {quote(profile)}' again, or delete it."
         ) from None
-    key_id = data.get("aws_access_key_id") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("profile", profile) != profile:
+        return None  # another profile's (a hash collision of two very long names)
+    key_id = data.get("aws_access_key_id")
     return str(key_id) if key_id else None
+
+
+def _migrate(profile: str) -> str | None:
+    """An index written under the old, lossy file name: adopted for ``profile`` only if the
+    keyring's item of exactly this profile holds the key it names (the old name may be another
+    profile's), then written under the new name."""
+    legacy = _legacy_index_path(profile)
+    if legacy == index_path(profile):
+        return None
+    try:
+        data = json.loads(read_regular_file(legacy))
+        key_id = str(data["aws_access_key_id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        held = load_keys(profile, sync_index=False)
+    except (ConfigurationError, SourceCredentialsError):
+        return None
+    if held.access_key_id != key_id:
+        return None
+    _write_index(profile, key_id)
+    return key_id
 
 
 def usable_backend() -> Any:
@@ -121,8 +182,14 @@ def usable_backend() -> Any:
     return backend
 
 
-def load_keys(profile: str) -> KeyPair:
-    """The keys ``add`` stored for ``profile``."""
+def load_keys(profile: str, *, sync_index: bool = True) -> KeyPair:
+    """The keys ``add`` stored for ``profile``.
+
+    The index follows the item: when another tool replaced the item with another key, the
+    index is rewritten to name it (a warning says so), and when the item is gone the index is
+    touched before the error is raised. Either way the index's identity changes, so the
+    command line's warm path, which trusts the index, steps aside from then on and both paths
+    serve (or refuse) the same."""
     from keyring.errors import KeyringError
 
     backend = usable_backend()
@@ -134,6 +201,9 @@ def load_keys(profile: str) -> KeyPair:
             f"({type(exc).__name__}): unlock it, then retry."
         ) from None
     if raw is None:
+        if sync_index:
+            with contextlib.suppress(OSError):
+                os.utime(index_path(profile))
         raise SourceCredentialsError(
             f"The keys of profile {quote(profile)} are recorded as kept in the keyring, but "
             f"its item (service {SERVICE!r}) is missing: run 'aio-sts-session add "
@@ -141,12 +211,34 @@ def load_keys(profile: str) -> KeyPair:
         )
     try:
         data = json.loads(raw)
-        return KeyPair(str(data["aws_access_key_id"]), str(data["aws_secret_access_key"]))
+        pair = KeyPair(str(data["aws_access_key_id"]), str(data["aws_secret_access_key"]))
     except (ValueError, KeyError, TypeError):
         raise SourceCredentialsError(
             f"The keyring item of profile {quote(profile)} is not one aio-sts-session wrote: "
             f"run 'aio-sts-session add {profile} --force'."
         ) from None
+    if sync_index:
+        _sync_index(profile, pair.access_key_id)
+    return pair
+
+
+def _sync_index(profile: str, key_id: str) -> None:
+    try:
+        indexed = json.loads(read_regular_file(index_path(profile))).get("aws_access_key_id")
+    except (OSError, ValueError, AttributeError):
+        return
+    if indexed == key_id:
+        return
+    logger.warning(
+        "The keyring item of profile %s holds access key %s, but its index named %s (changed "
+        "by another tool?): the index now names %s.",
+        quote(profile),
+        key_id,
+        indexed,
+        key_id,
+    )
+    with contextlib.suppress(OSError):
+        _write_index(profile, key_id)
 
 
 def store_keys(profile: str, keys: KeyPair) -> None:
@@ -189,13 +281,5 @@ def delete_keys(profile: str) -> bool:
 def _write_index(profile: str, key_id: str) -> None:
     path = index_path(profile)
     make_private_directory(path.parent)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.write(
-            fd,
-            json.dumps({"aws_access_key_id": key_id, "stored_at": int(time.time())}).encode(),
-        )
-    finally:
-        os.close(fd)
-    os.replace(temporary, path)
+    record = {"profile": profile, "aws_access_key_id": key_id, "stored_at": int(time.time())}
+    write_private_file(path, json.dumps(record).encode())

@@ -30,6 +30,7 @@ import contextlib
 import hmac
 import json
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -39,6 +40,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import _procs
 from ._engine import RefreshEngine
 from ._text import quote
 from .exceptions import StsSessionError
@@ -132,6 +134,18 @@ class _Connection:
         self.reading = True  # still sending its request line and headers
 
 
+def _same_user(writer: asyncio.StreamWriter) -> bool:
+    """Whether the connecting socket belongs to this user (or root, who can read this
+    process's memory anyway), where the platform tells (Linux's ``/proc/net/tcp``); ``True``
+    where it does not. Another user's flood of connections then costs them a refusal each,
+    and takes no slot from the SDK's own connection."""
+    peer, local = writer.get_extra_info("peername"), writer.get_extra_info("sockname")
+    if not (isinstance(peer, tuple) and isinstance(local, tuple)):
+        return True
+    owner = _procs.socket_owner(peer[:2], local[:2])
+    return owner is None or owner in (os.getuid(), 0)
+
+
 class CredentialServer:
     """The endpoint: any path, ``GET``, with ``Authorization: <token>``; JSON credentials."""
 
@@ -150,6 +164,8 @@ class CredentialServer:
         self._connections: dict[asyncio.Task[None], _Connection] = {}
         self._server: asyncio.Server | None = None
         self.url = ""
+        #: Connections refused at once because another local user made them (Linux).
+        self.refused_users = 0
 
     def __repr__(self) -> str:
         return f"CredentialServer({self.url!r}, connections={len(self._connections)})"
@@ -162,6 +178,12 @@ class CredentialServer:
         port = self._server.sockets[0].getsockname()[1]
         self.url = f"http://{host}:{port}/"
         return self.url
+
+    def listening_fd(self) -> int:
+        """The listening socket's file descriptor (the command inherits it: see
+        :func:`run_with_server`)."""
+        assert self._server is not None
+        return int(self._server.sockets[0].fileno())
 
     async def close(self) -> None:
         """Stop listening and drop every connection."""
@@ -178,6 +200,10 @@ class CredentialServer:
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
+        if not _same_user(writer):  # before reading a byte, and taking no slot
+            self.refused_users += 1
+            writer.transport.abort()
+            return
         if len(self._connections) >= self.max_connections and not self._evict_one():
             writer.transport.abort()  # every slot is busy serving: refuse at once
             return
@@ -304,6 +330,11 @@ def _quiet_loop_errors(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     return lambda: loop.set_exception_handler(previous)
 
 
+#: Seconds the processes a command left running get between SIGTERM and SIGKILL once it
+#: has exited (they hold the endpoint's token: the endpoint closes only after them).
+BACKGROUND_GRACE = 5.0
+
+
 async def run_with_server(
     chain: Sequence[RefreshEngine],
     argv: list[str],
@@ -312,7 +343,21 @@ async def run_with_server(
 ) -> int:
     """Obtain credentials, start the endpoint, run the command, keep renewing until it
     exits; returns its exit status (128 + signal number if a signal ended it), whatever the
-    renewals did meanwhile."""
+    renewals did meanwhile.
+
+    The endpoint's port is never released while a process that was given the token runs
+    (another local user could bind it and answer with credentials of their choosing):
+
+    - this process adopts the command's orphans (a Linux subreaper) and, once the command
+      has exited, ends whatever it left running (SIGTERM, SIGKILL after
+      :data:`BACKGROUND_GRACE` seconds) before it closes the endpoint;
+    - the command inherits the listening socket, so that if this process is killed (even
+      with SIGKILL) the port stays bound for as long as the command, or anything it started
+      that kept the socket, runs; and the kernel sends the command SIGTERM when this process
+      dies (Linux's parent-death signal);
+    - every catchable signal that would end this process is handled: passed on to the
+      command (Ctrl-C and Ctrl-\\ only when the terminal did not already send it them).
+    """
     provider = chain[0]
     await provider.credentials()  # any prompt happens before the command starts
     token = secrets.token_urlsafe(32)
@@ -321,6 +366,8 @@ async def run_with_server(
     server = CredentialServer(provider, token)
     url = await server.start()
     keeper = asyncio.create_task(Keeper(chain, provider._clock).run())
+    signals = _Signals(loop)
+    _procs.become_subreaper()
     try:
         with private_aws_files(region) as files:
             env = {**env, **files}
@@ -328,52 +375,134 @@ async def run_with_server(
             env["AWS_CONTAINER_AUTHORIZATION_TOKEN"] = token
             if region:
                 env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
-            status = await _run_child(loop, argv, env)
+            status = await _run_child(argv, env, server.listening_fd(), signals)
+            await _stop(keeper)
+            left = await _procs.end_descendants(BACKGROUND_GRACE, hurry=signals.received)
+            if left:
+                logger.warning(
+                    "The command left %d process(es) running, holding the endpoint's token: "
+                    "ended them before closing the endpoint.",
+                    len(left),
+                )
     finally:
-        keeper.cancel()
-        try:
-            await keeper
-        except asyncio.CancelledError:
-            pass
-        except Exception as exc:  # pragma: no cover - the keeper catches its own failures
-            logger.warning("The renewals stopped early (%s).", type(exc).__name__)
+        await _stop(keeper)
+        signals.remove()
         await server.close()
         restore()
     return status
 
 
-async def _run_child(loop: asyncio.AbstractEventLoop, argv: list[str], env: dict[str, str]) -> int:
+async def _stop(keeper: asyncio.Task[None]) -> None:
+    keeper.cancel()
     try:
-        child = await asyncio.create_subprocess_exec(*argv, env=env)
+        await keeper
+    except asyncio.CancelledError:
+        pass
+    except Exception as exc:  # pragma: no cover - the keeper catches its own failures
+        logger.warning("The renewals stopped early (%s).", type(exc).__name__)
+
+
+async def _run_child(
+    argv: list[str], env: dict[str, str], listening: int, signals: _Signals
+) -> int:
+    try:
+        child = await asyncio.create_subprocess_exec(
+            *argv,
+            env=env,
+            pass_fds=(listening,),  # the port stays bound while the command runs, whatever
+            preexec_fn=_procs.parent_death_signal(signal.SIGTERM),
+        )
     except OSError as exc:
         raise ChildStartError(
             f"cannot run {quote(argv[0])}: {exc.strerror}",
             127 if isinstance(exc, FileNotFoundError) else 126,
         ) from None
-    forwarded = _forward_signals(loop, child)
+    signals.forward_to(child)
     try:
         status = await child.wait()
     finally:
-        for signum in forwarded:
-            loop.remove_signal_handler(signum)
+        signals.forward_to(None)
     return status if status >= 0 else 128 - status
 
 
-def _forward_signals(
-    loop: asyncio.AbstractEventLoop, child: asyncio.subprocess.Process
-) -> list[int]:
-    """Ctrl-C reaches the command from the terminal (same process group): ignore it here and
-    let the command decide; pass SIGTERM and SIGHUP on. The server ends with the command."""
-    if sys.platform == "win32":  # pragma: no cover
-        return []
-    handled: list[int] = []
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+def _catchable_ending_signals() -> list[int]:
+    """The signals whose default action ends this process and that can be caught, less the
+    ones a fault raises (a handler could not resume after them)."""
+    names = [
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGTERM",
+        "SIGUSR1",
+        "SIGUSR2",
+        "SIGALRM",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
+        "SIGSTKFLT",
+        "SIGEMT",
+        "SIGLOST",
+        "SIGINFO",
+    ]
+    found = {getattr(signal, name) for name in names if hasattr(signal, name)}
+    if hasattr(signal, "SIGRTMIN"):
+        valid = signal.valid_signals()
+        found.update(s for s in range(signal.SIGRTMIN, signal.SIGRTMAX + 1) if s in valid)
+    return sorted(int(s) for s in found)
 
-        def forward(signum: int = signum) -> None:
-            if signum != signal.SIGINT:
-                with contextlib.suppress(ProcessLookupError):
-                    child.send_signal(signum)
 
-        loop.add_signal_handler(signum, forward)
-        handled.append(signum)
-    return handled
+def _terminal_sent_it() -> bool:
+    """Whether a Ctrl-C or Ctrl-\\ came from our terminal, which sends it to its whole
+    foreground process group (the command included): we are that group."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | getattr(os, "O_NOCTTY", 0))
+    except OSError:
+        return False
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class _Signals:
+    """Every catchable ending signal, handled while the command and what it left behind run:
+    passed on to the command while it runs; afterwards, the processes it left get SIGKILL at
+    once instead of after the grace period (``received`` is set)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._child: asyncio.subprocess.Process | None = None
+        self.received = asyncio.Event()
+        self._handled: list[int] = []
+        if sys.platform == "win32":  # pragma: no cover
+            return
+        for signum in _catchable_ending_signals():
+            try:
+                loop.add_signal_handler(signum, self._on, signum)
+            except (ValueError, RuntimeError, OSError):  # reserved by the C library
+                continue
+            self._handled.append(signum)
+
+    def forward_to(self, child: asyncio.subprocess.Process | None) -> None:
+        self._child = child
+
+    def _on(self, signum: int) -> None:
+        child = self._child
+        if child is None or child.returncode is not None:
+            self.received.set()  # the command is gone: end what it left, now
+            return
+        if signum in (signal.SIGINT, signal.SIGQUIT) and _terminal_sent_it():
+            return  # the command got it from the terminal too: it decides
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    def remove(self) -> None:
+        for signum in self._handled:
+            self._loop.remove_signal_handler(signum)
+        self._handled = []

@@ -24,10 +24,16 @@ from ._models import MfaRequest
 from ._profiles import ProfileChain, read_chain
 from ._provider import build
 from ._role import AssumeRoleProvider
-from ._text import quote
+from ._text import printable, quote
 from .exceptions import ConfigurationError, StsSessionError
 
-__all__ = ["format_left", "profile_rows", "profiles_on_session", "render_rows"]
+__all__ = [
+    "format_left",
+    "masked_key_id",
+    "profile_rows",
+    "profiles_on_session",
+    "render_rows",
+]
 
 Row = dict[str, Any]
 
@@ -53,6 +59,11 @@ def _this_tool(settings: dict[str, Any]) -> str | None:
         if part.startswith("--profile="):
             return part.split("=", 1)[1]
     return "default"
+
+
+def masked_key_id(key_id: str) -> str | None:
+    """``AKIA…0001``: enough to tell keys apart, not the whole id."""
+    return f"{key_id[:4]}…{key_id[-4:]}" if len(key_id) >= 12 else None
 
 
 def format_left(seconds: float | None) -> str:
@@ -113,6 +124,8 @@ async def _row(name: str, chain: ProfileChain, via: str | None) -> Row:
         "mfa_serial": chain.mfa_serial,
         "keys": chain.key_source,
         "keys_profile": chain.root,
+        # The key the sessions are made from (and named by), shortened: AKIA…0001.
+        "key_id": masked_key_id(str((chain.keys or {}).get("aws_access_key_id") or "")),
         "plaintext_copy": chain.plaintext_copy,
         **_state(_expiry(keys[0]), now),
     }
@@ -169,12 +182,15 @@ def render_rows(rows: list[Row], *, as_json: bool) -> str:
         return json.dumps(clean, indent=2) + "\n"
     if not rows:
         return "no profile in the AWS config files uses MFA, a role, or this tool\n"
-    table = [("PROFILE", "KIND", "MFA DEVICE", "KEYS", "CREDENTIALS", "MFA SESSION")]
+    table: list[tuple[str, ...]] = [
+        ("PROFILE", "KIND", "MFA DEVICE", "KEYS", "CREDENTIALS", "MFA SESSION")
+    ]
     for row in rows:
         name = row["profile"] + (f" (via {row['via']})" if row["via"] else "")
         session = row["session"]["left"] if row["kind"] == "role" else "-"
-        keys = f"{row['keys']} [{row['keys_profile']}]"
-        table.append((name, row["kind"], row["mfa_serial"] or "-", keys, row["left"], session))
+        keys = f"{row['keys']} [{row['keys_profile']}] {row['key_id'] or ''}".rstrip()
+        cells = (name, row["kind"], row["mfa_serial"] or "-", keys, row["left"], session)
+        table.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     text = "".join(
         "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
@@ -183,7 +199,7 @@ def render_rows(rows: list[Row], *, as_json: bool) -> str:
     )
     copies = sorted({(r["keys_profile"], r["plaintext_copy"]) for r in rows if r["plaintext_copy"]})
     for profile, where in copies:
-        text += (
+        text += printable(
             f"warning: the keys of profile {profile} are in the keyring, and a plain-text copy "
             f"is left in the {where}: remove it with 'aio-sts-session add {profile} "
             "--from-credentials-file --remove-plaintext'\n"

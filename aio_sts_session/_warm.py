@@ -123,9 +123,33 @@ class Request:
                 self.region,
                 env,
                 _uid(),
+                aws_files(),
             ],
             separators=(",", ":"),
         ).encode()
+
+
+#: The two files botocore reads, as its loader resolves them (``raw_config_parse``: variables
+#: expanded, then ``~``), and where it looks when the variable is not set.
+AWS_FILES = (
+    ("AWS_CONFIG_FILE", "~/.aws/config"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+)
+
+
+def aws_files() -> list[str]:
+    """The config and credentials files botocore reads, as absolute paths: ``$VARS`` and ``~``
+    in ``AWS_CONFIG_FILE`` / ``AWS_SHARED_CREDENTIALS_FILE`` expanded as botocore expands them
+    (any variable, not only ``AWS_*``), a relative path resolved against the working directory.
+    The fingerprint covers what the paths resolve to, not their text: ``$PROJ/config`` with
+    another ``PROJ`` is another project."""
+    paths = []
+    for variable, default in AWS_FILES:
+        value = os.environ.get(variable, default)
+        paths.append(
+            os.path.abspath(os.path.expanduser(os.path.expandvars(value))) if value else ""
+        )
+    return paths
 
 
 def _uid() -> int:
@@ -173,8 +197,8 @@ def recognise(argv: Sequence[str]) -> Request | None:
     if "--region" in values and command != "env":
         return None
     duration = values.get("--duration")
-    if duration is not None and not duration.isdigit():
-        return None
+    if duration is not None and not (duration.isascii() and duration.isdigit()):
+        return None  # the full path says what is wrong with it
     return Request(
         command,
         values.get("--profile"),
@@ -262,20 +286,31 @@ class Recorder:
     """The full path's half: the identity of the AWS files taken before botocore reads them,
     and the record written once the command has served."""
 
-    def __init__(self, request: Request, files: list[tuple[str, list[int] | None]]) -> None:
+    def __init__(
+        self,
+        request: Request,
+        files: list[tuple[str, list[int] | None]],
+        *,
+        writable: bool = True,
+    ) -> None:
         self.request = request
         self.files = files
+        self.writable = writable
 
     @classmethod
     def start(cls, request: Request) -> Recorder:
         from ._aiobotocore import aws_file_paths
         from ._keys import keys_directory
 
+        botocore_reads = [os.path.abspath(path) if path else path for path in aws_file_paths()]
+        if botocore_reads != aws_files():  # the warm path would check other files: no record
+            return cls(request, [("", None)], writable=False)
+
         # The AWS files, and where `add` records which profiles' keys are in the keyring: the
         # directory (a profile added or removed) and each index (a key rotated).
         keys = keys_directory()
         indexes = sorted(str(p) for p in keys.glob("*.json")) if keys.is_dir() else []
-        paths = [*aws_file_paths(), str(keys), *indexes]
+        paths = [*botocore_reads, str(keys), *indexes]
         return cls(request, [(path, file_identity(path)) for path in paths])
 
     async def finish(
@@ -284,6 +319,8 @@ class Recorder:
         """Write the record (best effort: a record only saves time)."""
         from ._cachekey import cache_directory, key_file_path, quick_directories, read_cache_key
 
+        if not self.writable:
+            return
         try:
             dirs = quick_directories()
             if dirs is None or dirs != (cache_directory(), key_file_path()):
@@ -305,14 +342,7 @@ class Recorder:
         content = json.dumps({"files": self.files, "entry_key": entry_key, "region": region})
         nonce = os.urandom(12)
         blob = nonce + _aead(key).encrypt(nonce, content.encode(), fp)
-        path = _record_path(cache_dir, fp)
-        temporary = path.with_name(f".tmp-{os.getpid()}-{path.name}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, blob)
-        finally:
-            os.close(fd)
-        os.replace(temporary, path)
+        _entry.write_private_file(_record_path(cache_dir, fp), blob)
         self._prune(cache_dir)
 
     @staticmethod

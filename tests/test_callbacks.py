@@ -196,6 +196,42 @@ async def test_command_callback_kills_the_command(tmp_path: Path, how: str) -> N
         os.kill(pid, 0)  # gone (and reaped)
 
 
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie waiting for whoever it was reparented to."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="Linux's /proc")
+@pytest.mark.parametrize("ends", ["timeout", "exit"])
+async def test_command_callback_kills_what_escaped_its_process_group(
+    tmp_path: Path, ends: str
+) -> None:
+    """Red-team review 2: ``setsid sleep 30 &`` left the process group, so killing the group
+    missed it; it held the output pipes, so a 2 s timeout took 9 s and the process ran on.
+    Whatever still holds the command's output is killed too."""
+    fifo = tmp_path / "pid"
+    os.mkfifo(fifo)
+    child = tmp_path / "child.py"
+    child.write_text(
+        f"import os, time\nopen({str(fifo)!r}, 'w').write(str(os.getpid()))\ntime.sleep(60)"
+    )
+    tail = "exec sleep 60" if ends == "timeout" else "sleep 0.2"
+    argv = ["sh", "-c", f"setsid {sys.executable} {child} & {tail}"]
+    asking = asyncio.ensure_future(command_callback(argv, timeout=2)(REQUEST))
+    pid = int(await asyncio.to_thread(fifo.read_text))
+    with pytest.raises(MfaError, match="within 2 s" if ends == "timeout" else "no six-digit"):
+        await asking
+    for _ in range(200):  # killed at once; reaped by whoever adopted it
+        if _dead(pid):
+            break
+        await asyncio.sleep(0.05)
+    assert _dead(pid)
+
+
 def test_command_callback_arguments() -> None:
     with pytest.raises(ConfigurationError):
         command_callback("")

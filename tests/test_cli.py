@@ -69,8 +69,9 @@ sts =
 
     async def run(self, *args: str, env: dict[str, str] | None = None, mfa: bool = True) -> Result:
         argv = [sys.executable, "-m", "aio_sts_session", *args]
-        if mfa and args[0] in ("credential-process", "env", "exec", "rotate"):
-            argv[3:4] = [args[0], "--mfa-command", MFA_COMMAND]
+        at = 4 if args[:1] == ("-v",) else 3  # the command, after a leading -v
+        if mfa and len(argv) > at and argv[at] in ("credential-process", "env", "exec", "rotate"):
+            argv[at : at + 1] = [argv[at], "--mfa-command", MFA_COMMAND]
         process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,

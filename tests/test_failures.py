@@ -178,6 +178,30 @@ async def test_a_stale_caller_never_waits_past_the_credentials_in_hand(
     assert len(fake_sts.token_calls) == 2
 
 
+async def test_a_stale_caller_inside_the_handover_margin_gets_what_is_in_hand_at_once(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, clock: FakeClock
+) -> None:
+    """Red-team review 2: with less than HANDOVER_SECONDS left, a caller waited for the whole
+    refresh (STS hanging: until long after the credentials in hand expired). Now it gets them
+    in its first step, with no wait at all; the refresh goes on."""
+    provider = make_provider()
+    old = await provider.credentials()
+    clock.advance(3600 - HANDOVER_SECONDS + 2)  # 3 s left: inside the margin
+    fake_sts.gate = asyncio.Event()  # STS hangs
+    caller = asyncio.ensure_future(provider.credentials())
+    for _ in range(3):
+        await asyncio.sleep(0)  # a few loop iterations, no wall-clock time
+    assert caller.done()
+    assert caller.result() is old
+    flight = provider._slot.current()
+    assert flight is not None
+    assert not flight.finished
+    fake_sts.gate.set()
+    await settle(provider)
+    assert (await provider.credentials()) is not old
+    assert len(device.requests) == 2
+
+
 async def test_expired_and_backing_off_fails_at_once_without_sts_or_prompt(
     make_provider: MakeProvider, fake_sts: FakeSts, device: Device, clock: FakeClock
 ) -> None:

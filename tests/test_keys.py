@@ -444,3 +444,244 @@ def _drain(fd: int) -> bytes:
             break
         seen += chunk
     return seen
+
+
+# -- red-team review 2: --remove-plaintext --------------------------------------------------------
+
+
+async def test_remove_plaintext_keeps_the_next_profiles_keys_when_its_header_has_a_comment(
+    keyring_cli: Cli,
+) -> None:
+    """The reported file: the old remover took ``[bobp] ; prod keys`` for a line of [base] and
+    deleted bob's keys for good ("removed 4 plain-text line(s) of [base]", exit 0)."""
+    cli = keyring_cli
+    path = cli.home / "credentials"
+    bob = (
+        "[bobp] ; prod keys\naws_access_key_id = AKIABOBP000000000001\n"
+        "aws_secret_access_key = bob-secret\n"
+    )
+    path.write_text(CREDENTIALS + bob)
+    result = await cli.run(
+        "add", "base", "--from-credentials-file", "--remove-plaintext", mfa=False
+    )
+    assert result.status == 0, result.err
+    assert path.read_text() == "[base]\n" + bob
+    assert "removed 2 plain-text line(s) of [base]" in result.err
+
+
+async def test_remove_plaintext_through_a_symlink_edits_the_target_and_keeps_the_link(
+    keyring_cli: Cli,
+) -> None:
+    cli = keyring_cli
+    dotfiles = cli.home / "dotfiles"
+    dotfiles.mkdir()
+    target = dotfiles / "credentials"
+    target.write_text(CREDENTIALS)
+    link = cli.home / "credentials"
+    link.unlink()
+    link.symlink_to(target)
+    result = await cli.run(
+        "add", "base", "--from-credentials-file", "--remove-plaintext", mfa=False
+    )
+    assert result.status == 0, result.err
+    assert link.is_symlink()
+    assert SECRET_KEY not in target.read_text()
+    assert "through the link" in result.err
+
+
+async def test_remove_plaintext_with_colon_syntax_removes_the_secret(keyring_cli: Cli) -> None:
+    """``aws_secret_access_key: …`` (botocore reads it): the old remover said "removed 0",
+    exit 0, and left the secret on disk."""
+    cli = keyring_cli
+    path = cli.home / "credentials"
+    path.write_text(CREDENTIALS.replace(" = ", ": "))
+    result = await cli.run(
+        "add", "base", "--from-credentials-file", "--remove-plaintext", mfa=False
+    )
+    assert result.status == 0, result.err
+    assert SECRET_KEY not in path.read_text()
+    assert "removed 2 plain-text line(s)" in result.err
+
+
+async def test_remove_plaintext_never_reports_success_while_the_secret_is_on_disk(
+    keyring_cli: Cli,
+) -> None:
+    cli = keyring_cli
+    path = cli.home / "credentials"
+    copy = f"[copy]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
+    path.write_text(CREDENTIALS + copy)
+    result = await cli.run(
+        "add", "base", "--from-credentials-file", "--remove-plaintext", mfa=False
+    )
+    assert result.status == 1
+    assert "still in line 4 of" in result.err
+    assert "([copy])" in result.err
+    assert SECRET_KEY not in result.err
+    assert path.read_text() == "[base]\n" + copy  # [base]'s lines went; [copy] is untouched
+
+
+# -- red-team review 2: the keyring's index ---------------------------------------------------
+
+
+def test_index_file_names_are_injective_and_case_safe() -> None:
+    from aio_sts_session._keys import index_name
+
+    names = ["prod:admin", "prod_admin", "Prod", "prod", "a%3Ab", "a:b", ".hidden", "%2Ehidden",
+             "é", "e\u0301", "x" * 300, "x" * 301, "~" + "a" * 40, "a/b", "a\\b", "..",
+             "."]  # fmt: skip
+    encoded = [index_name(name) for name in names]
+    assert len(set(encoded)) == len(names)
+    assert len({e.lower() for e in encoded}) == len(names)  # a case-folding file system
+    for name in encoded:
+        assert "/" not in name
+        assert "\\" not in name
+        assert not name.startswith(".")
+        assert len(name.encode()) <= 255
+
+
+async def test_two_profiles_whose_old_index_names_collided_are_kept_apart(
+    keyring_cli: Cli,
+) -> None:
+    """``prod:admin`` and ``prod_admin`` both mapped to ``keys/prod_admin.json``: adding the
+    second was refused as existing, and removing the first orphaned the second's item."""
+    cli = keyring_cli
+    extra = "".join(
+        f"\n[profile {name}]\nmfa_serial = {SERIAL}\nregion = us-east-1\nservices = fake\n"
+        for name in ("prod:admin", "prod_admin")
+    )
+    config = (cli.home / "config").read_text()
+    (cli.home / "config").write_text(config + extra)
+    for name in ("prod:admin", "prod_admin"):
+        stdin = f"{ACCESS_KEY}\n{SECRET_KEY}\n".encode()
+        added = await run_with_input(cli, stdin, "add", name)
+        assert added.status == 0, added.err
+    removed = await cli.run("remove", "prod:admin", mfa=False)
+    assert removed.status == 0, removed.err
+    assert await keyring_item(cli, "prod_admin") is not None
+    status = json.loads((await cli.run("status", "--json")).out)
+    rows = {row["profile"]: row for row in status}
+    assert rows["prod_admin"]["keys"] == "keyring"
+    assert "prod:admin" not in rows or rows["prod:admin"]["keys"] != "keyring"
+
+
+async def keyring_call(cli: Cli, code: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", f"import json, keyring; {code}", env=cli.env
+    )
+    assert await process.wait() == 0
+
+
+async def test_a_keyring_item_replaced_by_another_tool_is_followed_by_both_paths(
+    keyring_cli: Cli,
+) -> None:
+    """The warm path trusts the index; the full path reads the item. When another tool put
+    another key in the item, the full path rewrites the index, and from then on both serve the
+    session of the item's key."""
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    (cli.home / "credentials").write_text("")
+    await cli.run("credential-process", "--profile", "base")
+    other = "AKIAFAKESTSALICE0002"
+    cli.fake.users[other] = SECRET_KEY
+    item = json.dumps({"aws_access_key_id": other, "aws_secret_access_key": SECRET_KEY})
+    await keyring_call(cli, f"keyring.set_password('aio-sts-session', 'profile/base', {item!r})")
+    full = await cli.run("-v", "credential-process", "--profile", "base")
+    assert full.status == 0, full.err
+    assert "index now names" in full.err
+    default = await cli.run("credential-process", "--profile", "base")
+    assert default.out == full.out  # no longer the first key's session
+    assert cli.fake.token_calls[-1].access_key_id == other
+    status = json.loads((await cli.run("status", "--json", "--profile", "base")).out)
+    assert status[0]["key_id"] == "AKIA…0002"
+
+
+async def test_a_keyring_item_deleted_by_another_tool_stops_both_paths(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    (cli.home / "credentials").write_text("")
+    assert (await cli.run("credential-process", "--profile", "base")).status == 0
+    await keyring_call(cli, "keyring.delete_password('aio-sts-session', 'profile/base')")
+    full = await cli.run("-v", "credential-process", "--profile", "base")
+    assert full.status == 1
+    assert "item (service 'aio-sts-session') is missing" in full.err
+    default = await cli.run("credential-process", "--profile", "base")
+    assert default.status == 1  # not the old session, served by the warm path
+    assert "is missing" in default.err
+
+
+async def test_a_second_rotation_at_once_changes_nothing(keyring_cli: Cli) -> None:
+    import filelock
+
+    from aio_sts_session._keys import index_name
+
+    cli = keyring_cli
+    await add_from_stdin(cli)
+    keys = cli.home / ".config" / "aio-sts-session" / "keys"
+    lock = filelock.FileLock(str(keys / (index_name("base")[:-5] + ".rotating")), timeout=0)
+    with lock:  # a first rotation, running
+        result = await rotate(cli)
+    assert result.status == 1
+    assert "Another rotation of the keys of profile 'base' is running" in result.err
+    assert "Nothing changed" in result.err
+    assert not [c for c in cli.fake.calls if c.action == "CreateAccessKey"]
+    assert (await keyring_item(cli) or {})["aws_access_key_id"] == ACCESS_KEY
+
+
+async def test_two_keys_advice_never_names_the_key_the_keyring_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from aio_sts_session import _keycmds, _keys
+    from aio_sts_session._keys import KeyPair
+
+    old = KeyPair("AKIAOLD0000000000001", "s")
+    for held, expect in (("AKIAOLD0000000000001", "delete the other (AKIANEW"), (
+        "AKIANEW0000000000001", "no longer the one this rotation started from")):  # fmt: skip
+        monkeypatch.setattr(_keys, "load_keys", lambda profile, h=held: KeyPair(h, "s"))
+        advice = await _keycmds._two_keys_advice(
+            "alice", ["AKIAOLD0000000000001", "AKIANEW0000000000001"], old, "base"
+        )
+        assert expect in advice
+        assert f"delete the other ({held}" not in advice
+
+
+async def test_profile_names_with_terminal_escapes_are_printed_escaped(keyring_cli: Cli) -> None:
+    cli = keyring_cli
+    evil = "evil\x1b]0;TITLE\x07\x1b[2J"
+    config = (cli.home / "config").read_text()
+    (cli.home / "config").write_text(
+        config + f"\n[profile {evil}]\nmfa_serial = {SERIAL}\nsource_profile = base\n"
+        "role_arn = arn:aws:iam::123456789012:role/admin\n"
+    )
+    status = await cli.run("status")
+    assert status.status == 0, status.err
+    assert "evil\\x1b]0;TITLE\\x07\\x1b[2J" in status.out
+    missing = await cli.run("credential-process", "--profile", "nosuch")
+    assert missing.status == 1
+    assert "Profiles found:" in missing.err
+    for result in (status, missing):
+        assert "\x1b" not in result.out + result.err
+        assert "\x07" not in result.out + result.err
+
+
+async def test_an_index_written_under_the_old_name_is_adopted_only_for_its_own_profile(
+    keyring_cli: Cli,
+) -> None:
+    """Upgrading: ``Prod:Admin``'s index was ``keys/Prod_Admin.json``; it is read through the
+    keyring's item of exactly that profile, and never for ``Prod_Admin``."""
+    cli = keyring_cli
+    code = f"""
+import json, os
+from aio_sts_session import _keys
+from aio_sts_session._keys import KeyPair
+_keys.store_keys("Prod:Admin", KeyPair({ACCESS_KEY!r}, {SECRET_KEY!r}))
+new = _keys.index_path("Prod:Admin")
+old = new.with_name("Prod_Admin.json")
+os.replace(new, old)
+old.write_text(json.dumps({{"aws_access_key_id": {ACCESS_KEY!r}, "stored_at": 1}}))
+print(_keys.stored_key_id("Prod_Admin"), _keys.stored_key_id("Prod:Admin"), new.exists())
+"""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, env=cli.env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    assert out.decode().split() == ["None", ACCESS_KEY, "True"]

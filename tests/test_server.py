@@ -308,3 +308,147 @@ async def test_a_prompt_waiting_for_a_human_holds_up_no_other_renewal(
     assert prompts == 2
     await role.close()
     await session.close()
+
+
+# -- red-team review 2: another local user's connections ------------------------------------
+
+
+def test_the_owner_of_a_connection_is_told_on_linux() -> None:
+    import os
+    import socket
+
+    from aio_sts_session._procs import LINUX, socket_owner
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    accepted, _ = listener.accept()
+    try:
+        owner = socket_owner(accepted.getpeername(), accepted.getsockname())
+        assert owner == (os.getuid() if LINUX else None)
+        assert socket_owner(("127.0.0.1", 1), ("127.0.0.1", 2)) is None  # no such socket
+    finally:
+        for s in (accepted, client, listener):
+            s.close()
+
+
+FLOOD = """
+import socket, sys
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+held = []
+for _ in range(count):
+    s = socket.create_connection((host, port))
+    s.sendall(b"GET / HTTP/1.1\\r\\nHost: x\\r\\n")  # and never the blank line
+    held.append(s)
+print("flooding", flush=True)
+sys.stdin.read()  # hold them until told
+"""
+
+
+def _other_user_command() -> list[str] | None:
+    import os
+    import shutil
+    import sys
+
+    setpriv = shutil.which("setpriv")
+    if os.getuid() != 0 or setpriv is None or not sys.platform.startswith("linux"):
+        return None
+    python = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+    return [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups", python]
+
+
+@pytest.mark.skipif(_other_user_command() is None, reason="needs root, setpriv and Linux")
+async def test_another_users_flood_takes_no_slot_and_starves_nothing(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    """Red-team review 2: another local user's connections (>= 640 per second) evicted the
+    SDK's own. Now each is refused before a byte is read and takes no slot."""
+    server = CredentialServer(make_provider(), TOKEN, max_connections=16, header_timeout=60)
+    await server.start()
+    host, port = server.url.split("/")[2].split(":")
+    command = _other_user_command()
+    assert command is not None
+    flood = await asyncio.create_subprocess_exec(
+        *command, "-c", FLOOD, host, port, "300",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert flood.stdout is not None
+        assert await asyncio.wait_for(flood.stdout.readline(), 60) == b"flooding\n"
+        # Our own half-sent connection, in the middle of the flood, is never evicted:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(get(TOKEN)[:20])
+        for _ in range(600):  # until the server has seen every connection of the flood
+            if server.refused_users >= 300:
+                break
+            await asyncio.sleep(0.05)
+        assert server.refused_users == 300
+        writer.write(get(TOKEN)[20:])
+        answer = await asyncio.wait_for(reader.read(), 30)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        writer.close()
+    finally:
+        assert flood.stdin is not None
+        flood.stdin.close()
+        await flood.wait()
+        await server.close()
+        await server.provider.close()
+
+
+def _with(extra: bytes, request: bytes | None = None) -> bytes:
+    """A valid request for the token with ``extra`` header lines added."""
+    return (request or get(TOKEN)).replace(b"\r\n\r\n", b"\r\n" + extra + b"\r\n\r\n")
+
+
+#: What the red-team review sent (28 malformed requests), and the statuses acceptable for
+#: each: never a crash, never credentials for a request that does not carry the token.
+MALFORMED: list[tuple[str, bytes, set[int]]] = [
+    ("two-authorization", _with(b"Authorization: " + TOKEN.encode()), {403}),
+    ("authorization-folded", get(None).replace(b"\r\n\r\n", b"\r\nAuthorization: x\r\n "
+                                               + TOKEN.encode() + b"\r\n\r\n"), {403}),
+    ("bare-cr", get(TOKEN).replace(b"\r\nHost", b"\rHost"), {0, 200, 400}),
+    ("nul-in-token", get(TOKEN.encode() + b"\x00"), {403}),
+    ("nul-in-request-line", get(TOKEN).replace(b"/x", b"/\x00x"), {0, 200, 400}),
+    ("non-utf8-token", get(b"\xff" * 43), {403}),
+    ("non-utf8-header-name", _with(b"\xff\xfe: 1"), {200}),
+    ("head", get(TOKEN, b"HEAD"), {405}),
+    ("options", get(TOKEN, b"OPTIONS"), {405}),
+    ("lowercase-method", get(TOKEN, b"get"), {405}),
+    ("a-body", _with(b"Content-Length: 5") + b"hello", {400}),
+    ("chunked-body", _with(b"Transfer-Encoding: chunked") + b"5\r\nhi!!!\r\n0\r\n\r\n",
+     {0, 200, 400}),
+    ("pipelined", get(TOKEN) + get(TOKEN), {200}),
+    ("keep-alive-asked", _with(b"Connection: keep-alive"), {200}),
+    ("expect-continue", _with(b"Expect: 100-continue"), {200}),
+    ("headers-over-16k", _with(b"X-Pad: " + b"a" * 20_000), {0, 431}),
+    ("3000-headers", _with(b"\r\n".join(b"X-%d: 1" % i for i in range(3000))), {0, 431}),
+    ("http2-preface", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", {400}),
+    ("http09", b"GET /\r\n\r\n", {400}),
+    ("empty-request", b"\r\n\r\n", {400}),
+    ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", {400}),  # TLS
+    ("absolute-uri", get(TOKEN, path=b"http://169.254.169.254/latest"), {200}),
+    ("long-request-line", get(TOKEN, path=b"/" + b"a" * 15_000), {200}),
+    ("bearer-prefix", get("Bearer " + TOKEN), {403}),
+    ("token-prefix-only", get(TOKEN[:-1]), {403}),
+    ("token-plus-suffix", get(TOKEN + "x"), {403}),
+    ("lowercase-header", get(TOKEN).replace(b"Authorization", b"authorization"), {200}),
+    ("http-1.0", get(TOKEN).replace(b"HTTP/1.1", b"HTTP/1.0"), {200}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "allowed"),
+    [(r, a) for _, r, a in MALFORMED],
+    ids=[n for n, _, _ in MALFORMED],
+)
+async def test_malformed_requests_are_answered_or_dropped_never_a_crash(
+    endpoint: CredentialServer,
+    request_bytes: bytes,
+    allowed: set[int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    assert len(MALFORMED) == 28
+    status, body = await raw_request(endpoint.url, request_bytes)
+    assert status in allowed, (status, body)
+    assert b"Traceback" not in body
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert (await raw_request(endpoint.url, get(TOKEN)))[0] == 200  # still serving

@@ -259,3 +259,90 @@ def test_iso_text_agrees_with_the_datetime_rendering(text: str) -> None:
 
     parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     assert iso_text(text) == iso(parsed) == "2026-11-30T21:00:00Z"
+
+
+# -- red-team review 2 ------------------------------------------------------------------------
+
+
+async def test_a_config_path_with_a_variable_follows_what_it_resolves_to(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """botocore expands ``$PROJ`` in AWS_CONFIG_FILE: a record made for PROJ=a must not answer
+    for PROJ=b (the old fingerprint covered the variable's text, and served a's session)."""
+    config = (cli.home / "config").read_text()
+    for project, duration in (("a", 3600), ("b", 7200)):
+        (tmp_path / project).mkdir()
+        (tmp_path / project / "config").write_text(
+            config.replace(
+                "region = us-east-1\n", f"region = us-east-1\nduration_seconds = {duration}\n", 1
+            )
+        )
+    env = {"AWS_CONFIG_FILE": "$PROJ/config"}
+    a = {**env, "PROJ": str(tmp_path / "a")}
+    b = {**env, "PROJ": str(tmp_path / "b")}
+    first = await run(cli, tmp_path, "credential-process", "--profile", "base", env=a)
+    assert (await run(cli, tmp_path, "credential-process", "--profile", "base", env=a)).warm
+    other = await run(cli, tmp_path, "credential-process", "--profile", "base", env=b)
+    assert not other.warm
+    assert other.result.out != first.result.out  # project b's own session
+    assert [c.duration for c in cli.fake.token_calls] == [3600, 7200]
+
+
+def test_the_files_the_fingerprint_names_are_the_ones_botocore_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from aio_sts_session._aiobotocore import aws_file_paths
+    from aio_sts_session._warm import aws_files
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PROJ", str(tmp_path / "p"))
+    cases: list[dict[str, str | None]] = [
+        {"AWS_CONFIG_FILE": None, "AWS_SHARED_CREDENTIALS_FILE": None},
+        {"AWS_CONFIG_FILE": "$PROJ/config", "AWS_SHARED_CREDENTIALS_FILE": "${PROJ}/c"},
+        {"AWS_CONFIG_FILE": "~/x", "AWS_SHARED_CREDENTIALS_FILE": "relative/c"},
+        {"AWS_CONFIG_FILE": "", "AWS_SHARED_CREDENTIALS_FILE": "$UNSET_VAR/c"},
+    ]
+    for case in cases:
+        for name, value in case.items():
+            if value is None:
+                monkeypatch.delenv(name, raising=False)
+            else:
+                monkeypatch.setenv(name, value)
+        botocore_reads = [os.path.abspath(p) if p else p for p in aws_file_paths()]
+        assert aws_files() == botocore_reads, case
+
+
+def test_a_non_ascii_digit_duration_is_left_to_the_full_path() -> None:
+    """``--duration ²`` (``str.isdigit`` but not ``int``): an uncaught ValueError traceback."""
+    from aio_sts_session._warm import answer, recognise
+
+    assert recognise(["credential-process", "--duration", "\u00b2"]) is None
+    assert answer(["credential-process", "--duration", "\u00b2"]) is None
+
+
+async def test_a_non_ascii_digit_duration_is_a_usage_error_naming_the_flag(cli: Cli) -> None:
+    result = await cli.run("credential-process", "--profile", "base", "--duration", "\u00b2")
+    assert result.status == 2
+    assert "--duration" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_a_record_that_cannot_be_written_leaves_no_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk: every full run left a ``.tmp-<pid>-<fp>.warm`` behind."""
+    import os
+
+    from aio_sts_session import _entry
+
+    def full(fd: int, data: object) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OSError, match="No space"):
+        _entry.write_private_file(tmp_path / "x.warm", b"record")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
