@@ -2,7 +2,7 @@
 
 import sys
 
-from ._console import main
+from .cli.console import main
 
 if __name__ == "__main__":
     sys.exit(main())

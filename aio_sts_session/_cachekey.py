@@ -1,4 +1,5 @@
-"""Where the command line keeps the encrypted cache, and where its key comes from.
+"""Where the per-user encrypted cache lives (the command line's, and any program's that shares
+it), and where its key comes from.
 
 The key, in this order: ``AIO_STS_SESSION_CACHE_KEY``; else the OS keyring, when the
 ``keyring`` extra is installed and has a real backend; else a key file generated on first use,

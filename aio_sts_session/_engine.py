@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from . import _aiobotocore, _policy
+from . import _policy
 from ._cache import TokenCache
 from ._clock import Clock
 from ._flight import Flight, FlightSlot
@@ -37,6 +37,7 @@ from .exceptions import (
     StsSessionError,
     StsUnavailableError,
 )
+from .integrations import aiobotocore as _aiobotocore
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -271,24 +272,42 @@ class RefreshEngine:
     ) -> None:
         await self.close()
 
-    async def _entry_key(self) -> str:
-        """This provider's cache entry key (checks the configuration; never prompts). A role
-        assumed on this provider builds its own key on it."""
+    # -- for tools built on a provider (the command line) -------------------------------------
+
+    async def entry_key(self) -> str:
+        """The key of this provider's entry in its cache, as the refresh reads and writes it
+        (a role's is built on its MFA session's). Checks the configuration and finds the
+        long-term key's id; never prompts, never calls STS. With an
+        :class:`EncryptedFileCache`, ``await cache.remove(await provider.entry_key())``
+        forgets the cached credentials."""
         self._check_open()
         return (await self._source.plan()).cache_key
 
-    def _next_refresh_at(self) -> float | None:
-        """When the prefetch window of the credentials in hand opens (or, after a failure, when
-        the backoff ends), for a keeper that renews ahead of time; ``None`` without a token."""
+    def token(self) -> CachedToken | None:
+        """The credentials in hand with their expiry in this machine's clock and the lifetime
+        STS granted, as they are now (no decision, no refresh); ``None`` before the first
+        refresh."""
+        return self._snap.token
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this provider reads (wall-clock seconds; the ``clock=`` it was given)."""
+        return self._clock
+
+    def next_refresh_at(self) -> float | None:
+        """When this provider will next want to refresh by itself, in its clock: when the
+        prefetch window of the credentials in hand opens, or after a failure when the backoff
+        ends; ``None`` before the first refresh."""
         snap = self._snap
         if snap.token is None:
             return None
         due = snap.token.expires_at - snap.windows.prefetch
         return max(due, snap.retry_at) if snap.failures else due
 
-    async def _settle(self) -> None:
-        """Wait for a refresh in flight, if any (its outcome is recorded as usual): a
-        one-shot program does not leave a background refresh to be cut off at exit."""
+    async def settle(self) -> None:
+        """Wait for a refresh in flight, if any; its outcome is recorded as usual (a failure
+        is not raised here). A one-shot program calls it before exiting, so that a refresh
+        started in the background is not cut off half-way."""
         flight = self._slot.current()
         if flight is not None:
             with contextlib.suppress(Exception):

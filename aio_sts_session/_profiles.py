@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from . import _aiobotocore
+from . import _botoconfig
 from ._keys import load_keys, stored_key_id
 from ._text import quote
 from .exceptions import ConfigurationError
@@ -93,7 +93,7 @@ def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
     keyring when ``aio-sts-session add`` put them there, else from the files; ``secret=False``
     does not read the keyring's secret (the access key id, all a cache entry's name needs, is
     in the keyring's index)."""
-    session, name, explicit, profiles, where = _aiobotocore.read_profiles(name)
+    session, name, explicit, profiles, where = _botoconfig.read_profiles(name)
     if name not in profiles:
         if explicit:
             found = ", ".join(sorted(profiles)) or "none"
@@ -160,7 +160,7 @@ def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
     # Which file holds the keys (botocore merges both): parsed only when there are keys in one.
     file_name = (
         "credentials file"
-        if in_files and root in _aiobotocore.credentials_file_sections(session)
+        if in_files and root in _botoconfig.credentials_file_sections(session)
         else "config file"
     )
     keyring_id = stored_key_id(root)

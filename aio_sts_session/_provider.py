@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, Union
 
-from . import _aiobotocore
+from . import _botoconfig
 from ._cache import MemoryCache, TokenCache
 from ._callbacks import command_callback
 from ._clock import Clock, system_clock
@@ -24,6 +24,7 @@ from ._sts import (
 )
 from ._text import quote
 from .exceptions import ConfigurationError, MfaError
+from .integrations import aiobotocore as _aiobotocore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -256,7 +257,7 @@ class _SessionTokenSource:
             return self._asker
         serial, where = self.serial, "mfa_serial="
         if serial is None:
-            profile = await _aiobotocore.read_config(session)
+            profile = await _botoconfig.read_config(session)
             serial = profile.get("mfa_serial") or None
             where = f"the profile {session.profile or 'default'!r}"
         if serial is not None and self._callback is None:
@@ -395,7 +396,7 @@ def _session_provider(
         )
     source = None
     if chain.keys is not None:
-        source = _aiobotocore.profile_session(chain.session, chain.root, chain.keys)
+        source = _botoconfig.profile_session(chain.session, chain.root, chain.keys)
     shared = {k: options.pop(k) for k in ("sts_config", "clock") if k in options}
     settings = SessionSettings(
         mfa_serial=serial,

@@ -29,8 +29,8 @@ from ._sts import RoleCall, SessionExpired, SourceKeys, call_assume_role
 from .exceptions import ConfigurationError, StsError
 
 if TYPE_CHECKING:
-    from ._aiobotocore import SourceResolver, StsClientFactory
     from ._codes import CodeAsker
+    from .integrations.aiobotocore import SourceResolver, StsClientFactory
 
 __all__ = ["AssumeRoleProvider", "RoleHolder", "SessionRoot", "default_session_name"]
 
@@ -249,7 +249,7 @@ class _RoleSource:
     async def plan(self) -> Plan:
         if self._refused is not None:
             raise self._refused  # no prompt and no STS call for what STS refused as invalid
-        parent_key = await self.parent._entry_key()  # validates the chain: no prompt
+        parent_key = await self.parent.entry_key()  # validates the chain: no prompt
         key = "|".join(
             (
                 "v1-role",

@@ -1,8 +1,8 @@
 """The STS calls (GetSessionToken, AssumeRole, GetCallerIdentity): request, response parsing,
 clock-skew correction, error mapping.
 
-The aiobotocore STS client itself is built in :mod:`._aiobotocore`; this module only calls it and
-maps botocore's exceptions onto :mod:`.exceptions`.
+The aiobotocore STS client itself is built in :mod:`.integrations.aiobotocore`; this module
+only calls it and maps botocore's exceptions onto :mod:`.exceptions`.
 """
 
 from __future__ import annotations

@@ -37,7 +37,8 @@ def cli_reference() -> str:
     )
     os.environ.pop("AIO_STS_SESSION_CACHE_KEY", None)
     try:
-        from aio_sts_session._cli import PROG, build_parser
+        from aio_sts_session.cli.main import build_parser
+        from aio_sts_session.cli.options import PROG
 
         parser = build_parser()
         parts = ["## aio-sts-session", "", "```text", parser.format_help().rstrip(), "```", ""]

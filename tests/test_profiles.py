@@ -374,7 +374,7 @@ async def test_mfa_process_in_the_profile_gives_the_code(
 ) -> None:
     import sys
 
-    helper = Path(__file__).parent / "mfa_command.py"
+    helper = Path(__file__).parent / "cli" / "mfa_command.py"
     aws_files(
         STANDARD.replace(
             "services = fake\n", f"services = fake\nmfa_process = {sys.executable} {helper}\n", 1

@@ -4,125 +4,19 @@ the strict fake STS, with config files in a temporary HOME."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import datetime as dt
-import fcntl
 import json
 import os
-import pty
-import select
 import sys
-import termios
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import botocore.session
 import pyotp
 import pytest
 
-from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL, FakeClock
-from .fake_sts import FakeSts, issued_secrets
-
-HERE = Path(__file__).parent
-MFA_COMMAND = f"{sys.executable} {HERE / 'mfa_command.py'}"
-
-
-@dataclasses.dataclass
-class Result:
-    status: int
-    out: str
-    err: str
-
-
-@dataclasses.dataclass
-class Cli:
-    fake: FakeSts
-    home: Path
-    env: dict[str, str]
-    mfa_log: Path
-
-    @property
-    def prompts(self) -> int:
-        return len(self.mfa_log.read_text().split()) if self.mfa_log.exists() else 0
-
-    def write_config(self, extra: str = "", secret: str = SECRET_KEY) -> None:
-        (self.home / "config").write_text(
-            f"""[profile base]
-mfa_serial = {SERIAL}
-region = us-east-1
-services = fake
-
-[profile admin]
-role_arn = arn:aws:iam::123456789012:role/admin
-source_profile = base
-
-[services fake]
-sts =
-  endpoint_url = {self.fake.url}
-{extra}"""
-        )
-        (self.home / "credentials").write_text(
-            f"[base]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {secret}\n"
-        )
-
-    async def run(self, *args: str, env: dict[str, str] | None = None, mfa: bool = True) -> Result:
-        argv = [sys.executable, "-m", "aio_sts_session", *args]
-        at = 4 if args[:1] == ("-v",) else 3  # the command, after a leading -v
-        if mfa and len(argv) > at and argv[at] in ("credential-process", "env", "exec", "rotate"):
-            argv[at : at + 1] = [argv[at], "--mfa-command", MFA_COMMAND]
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env={**self.env, **(env or {})},
-            start_new_session=True,  # no controlling terminal
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 90)
-        assert process.returncode is not None
-        return Result(process.returncode, out.decode(), err.decode())
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(time.time())  # the CLI runs on the wall clock
-
-
-@pytest.fixture
-async def cli(fake_sts: FakeSts, tmp_path: Path, clock: FakeClock) -> Cli:
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "AWS_CONFIG_FILE": str(home / "config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(home / "credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-        "FAKE_TOTP_SECRET": fake_sts.devices[SERIAL],
-        "FAKE_NOW": repr(clock()),
-        "FAKE_MFA_LOG": str(tmp_path / "mfa.log"),
-        "PYTHONPATH": os.pathsep.join(sys.path),
-    }
-    fake_sts.add_role("admin")
-    result = Cli(fake_sts, home, env, tmp_path / "mfa.log")
-    result.write_config()
-    return result
-
-
-def assert_one_line_error(result: Result, fake: FakeSts, match: str) -> None:
-    assert result.status != 0
-    assert result.out == ""
-    assert result.err.count("\n") == 1, result.err
-    assert result.err.startswith("aio-sts-session: error: "), result.err
-    assert match in result.err, result.err
-    assert "Traceback" not in result.err
-    for secret in issued_secrets(fake):
-        assert secret not in result.err
+from ..conftest import SERIAL
+from .conftest import MFA_COMMAND, Cli, assert_one_line_error, on_a_terminal, read_until
 
 
 async def test_credential_process_json_then_served_from_the_cache(cli: Cli) -> None:
@@ -154,7 +48,7 @@ async def test_a_warm_run_does_not_load_aiobotocore(cli: Cli) -> None:
     aiohttp (~0.3 s of imports) are not loaded (benchmarks/bench_cli.py has the figures)."""
     await cli.run("credential-process", "--profile", "admin")
     probe = (
-        "import sys; from aio_sts_session._cli import main; "
+        "import sys; from aio_sts_session.cli.main import main; "
         "status = main(['credential-process', '--profile', 'admin']); "
         "sys.stderr.write(str(sorted(m for m in ('aiobotocore', 'aiohttp') if m in sys.modules)));"
         "sys.exit(status)"
@@ -397,56 +291,11 @@ async def test_a_cache_key_that_cannot_be_used(cli: Cli) -> None:
 # -- the terminal prompt, through a pseudo-terminal ----------------------------------------------
 
 
-def _read_until(fd: int, needle: bytes, timeout: float = 30.0) -> bytes:
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while needle not in seen:
-        ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
-        if not ready:
-            raise AssertionError(f"{needle!r} never appeared; got {seen!r}")
-        try:
-            seen += os.read(fd, 1024)
-        except OSError:
-            break
-    return seen
-
-
-@contextlib.asynccontextmanager
-async def on_a_terminal(
-    cli: Cli, *args: str, stdin_too: bool = False
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, int]]:
-    """The CLI with a pty as its controlling terminal and stdout/stderr piped, as botocore
-    runs a credential process: ``(process, the pty's master end)``. Our end of the slave stays
-    open while the block runs, so the master never reads EIO in between."""
-    master, slave = pty.openpty()
-    slave_name = os.ttyname(slave)
-
-    def controlling_terminal() -> None:
-        os.setsid()
-        fd = os.open(slave_name, os.O_RDWR)
-        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
-        os.close(fd)
-
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aio_sts_session", *args,
-        stdin=slave if stdin_too else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli.env,
-        preexec_fn=controlling_terminal,
-    )  # fmt: skip
-    try:
-        yield process, master
-    finally:
-        os.close(slave)
-        os.close(master)
-
-
 async def test_credential_process_prompts_on_the_terminal_with_stdout_and_stderr_piped(
     cli: Cli,
 ) -> None:
     async with on_a_terminal(cli, "credential-process", "--profile", "base") as (process, master):
-        prompt = await asyncio.to_thread(_read_until, master, b"MFA code for")
+        prompt = await asyncio.to_thread(read_until, master, b"MFA code for")
         assert SERIAL.encode() in prompt
         code = cli.fake.fresh_code(SERIAL)
         os.write(master, f"{code}\n".encode())
@@ -502,7 +351,7 @@ async def test_credential_process_renews_before_the_sdks_15_minute_window(
         raise AssertionError("no prompt here")
 
     provider = ass.from_profile("base", mfa_callback=never)
-    entry = await provider._entry_key()  # computed from the configuration: no STS call
+    entry = await provider.entry_key()  # computed from the configuration: no STS call
     await provider.close()
     expires = time.time() + left
     old = SessionCredentials(

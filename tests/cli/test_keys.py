@@ -14,62 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from .fake_sts import Fault, issued_secrets
-from .test_cli import Cli, Result, cli, clock  # noqa: F401 - test_cli's fixtures, by name
-
-BACKEND = "keyrings.alt.file.PlaintextKeyring"
-CREDENTIALS = f"[base]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
-
-
-@pytest.fixture
-def keyring_cli(cli: Cli) -> Cli:
-    cli.env["PYTHON_KEYRING_BACKEND"] = BACKEND
-    cli.env["XDG_DATA_HOME"] = str(cli.home / ".local" / "share")
-    config = (cli.home / "config").read_text()
-    config = config.replace("sts =\n", f"iam =\n  endpoint_url = {cli.fake.url}\nsts =\n")
-    (cli.home / "config").write_text(config)
-    return cli
-
-
-async def run_with_input(
-    cli: Cli, stdin: bytes, *args: str, env: dict[str, str] | None = None
-) -> Result:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "aio_sts_session", *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**cli.env, **(env or {})},
-        start_new_session=True,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(stdin), 90)
-    assert process.returncode is not None
-    return Result(process.returncode, out.decode(), err.decode())
-
-
-async def keyring_item(cli: Cli, profile: str = "base") -> dict[str, str] | None:
-    """What the keyring holds for ``profile``, read by another process through ``keyring``."""
-    code = (
-        "import keyring, sys; "
-        f"print(keyring.get_password('aio-sts-session', 'profile/{profile}') or '')"
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, env=cli.env, stdout=asyncio.subprocess.PIPE
-    )
-    out, _ = await process.communicate()
-    text = out.decode().strip()
-    return json.loads(text) if text else None
+from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL
+from ..fake_sts import Fault, issued_secrets
+from .conftest import (
+    BACKEND,
+    CREDENTIALS,
+    Cli,
+    Result,
+    add_from_stdin,
+    keyring_item,
+    run_with_input,
+)
 
 
 def assert_key_works(cli: Cli, key_id: str) -> None:
     """The key is one the fake IAM knows and accepts (created, active, not deleted)."""
     assert key_id in cli.fake.users
     assert cli.fake.pending_keys.get(key_id, 0) == 0
-
-
-async def add_from_stdin(cli: Cli, key_id: str = ACCESS_KEY, secret: str = SECRET_KEY) -> Result:
-    return await run_with_input(cli, f"{key_id}\n{secret}\n".encode(), "add", "base")
 
 
 def no_secret_anywhere(cli: Cli, result: Result, secret: str = SECRET_KEY) -> None:
@@ -394,19 +355,19 @@ async def test_rotate_against_motos_iam(tmp_path: Path) -> None:
 
 
 async def test_add_over_existing_keys_asks_on_the_terminal(keyring_cli: Cli) -> None:
-    from .test_cli import _read_until, on_a_terminal
+    from .conftest import on_a_terminal, read_until
 
     cli = keyring_cli
     await add_from_stdin(cli)
     args = ("add", "base", "--from-credentials-file")
     async with on_a_terminal(cli, *args) as (process, tty):
-        question = await asyncio.to_thread(_read_until, tty, b"[y/N] ")
+        question = await asyncio.to_thread(read_until, tty, b"[y/N] ")
         assert b"already has keys in the keyring" in question
         os.write(tty, b"y\n")
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err
     async with on_a_terminal(cli, *args) as (process, tty):
-        await asyncio.to_thread(_read_until, tty, b"[y/N] ")
+        await asyncio.to_thread(read_until, tty, b"[y/N] ")
         os.write(tty, b"n\n")
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 2
@@ -416,13 +377,13 @@ async def test_add_over_existing_keys_asks_on_the_terminal(keyring_cli: Cli) -> 
 async def test_add_reads_the_keys_from_the_terminal_without_echoing_the_secret(
     keyring_cli: Cli,
 ) -> None:
-    from .test_cli import _read_until, on_a_terminal
+    from .conftest import on_a_terminal, read_until
 
     cli = keyring_cli
     async with on_a_terminal(cli, "add", "base", stdin_too=True) as (process, tty):
-        await asyncio.to_thread(_read_until, tty, b"access key id: ")
+        await asyncio.to_thread(read_until, tty, b"access key id: ")
         os.write(tty, f"{ACCESS_KEY}\n".encode())
-        await asyncio.to_thread(_read_until, tty, b"(not shown): ")
+        await asyncio.to_thread(read_until, tty, b"(not shown): ")
         os.write(tty, f"{SECRET_KEY}\n".encode())
         _, err = await asyncio.wait_for(process.communicate(), 60)
         shown = await asyncio.to_thread(_drain, tty)
@@ -630,8 +591,9 @@ async def test_a_second_rotation_at_once_changes_nothing(keyring_cli: Cli) -> No
 async def test_two_keys_advice_never_names_the_key_the_keyring_holds(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from aio_sts_session import _keycmds, _keys
+    from aio_sts_session import _keys
     from aio_sts_session._keys import KeyPair
+    from aio_sts_session.cli import keys as _keycmds
 
     old = KeyPair("AKIAOLD0000000000001", "s")
     for held, expect in (("AKIAOLD0000000000001", "delete the other (AKIANEW"), (

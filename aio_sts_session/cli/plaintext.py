@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .exceptions import StsSessionError
+from ..exceptions import StsSessionError
 
 __all__ = [
     "KEY_OPTIONS",

@@ -11,7 +11,7 @@ from pathlib import Path
 import botocore.configloader
 import pytest
 
-from aio_sts_session._plaintext import (
+from aio_sts_session.cli.plaintext import (
     PlaintextError,
     classify,
     remove_plaintext,

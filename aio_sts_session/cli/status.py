@@ -9,33 +9,56 @@ keys, or its ``credential_process`` runs this command (then it shows what that p
 
 from __future__ import annotations
 
+import argparse
 import json
 import shlex
 import struct
+import sys
 import time
 from typing import Any
 
-from . import _entry
-from ._aiobotocore import read_profiles
-from ._cache import MemoryCache
-from ._cachekey import cache_directory
-from ._engine import RefreshEngine
-from ._models import MfaRequest
-from ._profiles import ProfileChain, read_chain
-from ._provider import build
-from ._role import AssumeRoleProvider
-from ._text import printable, quote
-from .exceptions import ConfigurationError, StsSessionError
+from .. import _entry
+from .._botoconfig import read_profiles
+from .._cache import MemoryCache
+from .._cachekey import cache_directory
+from .._engine import RefreshEngine
+from .._models import MfaRequest
+from .._profiles import ProfileChain, read_chain
+from .._provider import build
+from .._text import printable, quote
+from ..exceptions import ConfigurationError, StsSessionError
+from .options import Commands, subcommand
+from .providers import chain_of
 
 __all__ = [
     "format_left",
     "masked_key_id",
     "profile_rows",
     "profiles_on_session",
+    "register",
     "render_rows",
+    "status_command",
 ]
 
 Row = dict[str, Any]
+
+
+def register(commands: Commands) -> None:
+    status = subcommand(
+        commands,
+        "status",
+        "show each profile this tool can serve and its cached credentials (reads only: no "
+        "prompt, no STS call, no key)",
+        aliases=["list"],
+    )
+    status.add_argument("--json", action="store_true", help="a JSON list of objects")
+    status.set_defaults(run=status_command)
+
+
+async def status_command(args: argparse.Namespace) -> int:
+    rows = await profile_rows(args.profile)
+    sys.stdout.write(render_rows(rows, as_json=args.json))
+    return 0
 
 
 async def _never_asked(request: MfaRequest) -> str:  # pragma: no cover - status never prompts
@@ -101,19 +124,13 @@ def _state(expires_at: float | None, now: float) -> dict[str, Any]:
 
 
 def _providers(chain: ProfileChain) -> list[RefreshEngine]:
-    provider: RefreshEngine = build(
-        chain, cache=MemoryCache(), default_callback=lambda _: _never_asked
-    )
-    members = [provider]
-    while isinstance(members[-1], AssumeRoleProvider):
-        members.append(members[-1].source)
-    return members
+    return chain_of(build(chain, cache=MemoryCache(), default_callback=lambda _: _never_asked))
 
 
 async def _row(name: str, chain: ProfileChain, via: str | None) -> Row:
     members = _providers(chain)
     try:
-        keys = [await member._entry_key() for member in members]
+        keys = [await member.entry_key() for member in members]
     finally:
         await members[0].close()
     now = time.time()

@@ -19,18 +19,9 @@ import pytest
 from aio_sts_session import EncryptedFileCache
 from aio_sts_session._version import __version__
 
-from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from .fake_sts import issued_secrets
-from .test_cli import (  # noqa: F401 - cli and clock: test_cli's fixtures, found by name
-    MFA_COMMAND,
-    Cli,
-    Result,
-    _read_until,
-    assert_one_line_error,
-    cli,
-    clock,
-    on_a_terminal,
-)
+from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL
+from ..fake_sts import issued_secrets
+from .conftest import MFA_COMMAND, Cli, Result, assert_one_line_error, on_a_terminal, read_until
 
 #: What the command line must never say to a person: Python arguments, methods, expressions.
 PYTHON_ISMS = re.compile(
@@ -301,7 +292,7 @@ async def test_the_terminal_prompt_names_the_profile_and_shows_the_commands_stde
     cli: Cli, tmp_path: Path
 ) -> None:
     async with on_a_terminal(cli, "credential-process", "--profile", "admin") as (process, tty):
-        prompt = await asyncio.to_thread(_read_until, tty, b"): ")
+        prompt = await asyncio.to_thread(read_until, tty, b"): ")
         assert b"MFA code for profile admin (" + SERIAL.encode() + b")" in prompt
         os.write(tty, f"{cli.fake.fresh_code(SERIAL)}\n".encode())
         _, err = await asyncio.wait_for(process.communicate(), 60)
@@ -312,7 +303,7 @@ async def test_the_terminal_prompt_names_the_profile_and_shows_the_commands_stde
     touch.chmod(0o755)
     args = ["--profile", "base", "--duration", "3600", "--mfa-command", str(touch)]
     async with on_a_terminal(cli, "credential-process", *args) as (process, tty):
-        shown = await asyncio.to_thread(_read_until, tty, b"YubiKey")
+        shown = await asyncio.to_thread(read_until, tty, b"YubiKey")
         _, err = await asyncio.wait_for(process.communicate(), 60)
     assert b"Touch your YubiKey" in shown
     assert process.returncode == 0, err

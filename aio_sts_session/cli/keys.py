@@ -21,26 +21,81 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from . import _aiobotocore, _keys
-from ._advice import UsageError
-from ._cache import EncryptedFileCache
-from ._cachekey import cache_directory
-from ._entry import make_private_directory
-from ._keys import KeyPair
-from ._profiles import read_chain
-from ._provider import SessionTokenProvider, build
-from ._role import AssumeRoleProvider
-from ._sts import SourceKeys, call_get_caller_identity
-from ._text import printable, quote
-from .exceptions import ConfigurationError, SourceCredentialsError, StsSessionError
+from .. import _keys
+from .._botoconfig import read_profiles
+from .._cache import EncryptedFileCache
+from .._cachekey import cache_directory
+from .._entry import make_private_directory
+from .._keys import KeyPair
+from .._profiles import read_chain
+from .._provider import SessionTokenProvider, build
+from .._sts import SourceKeys, call_get_caller_identity
+from .._text import printable, quote
+from ..exceptions import ConfigurationError, SourceCredentialsError, StsSessionError
+from ..integrations.aiobotocore import StsClientFactory, new_session
+from .advice import UsageError
+from .options import Commands, credentials_options, profile_names, subcommand
+from .prompts import no_code_source
+from .providers import chain_of, open_provider
 
-__all__ = ["add_command", "remove_command", "rotate_command"]
+__all__ = ["add_command", "register", "remove_command", "rotate_command"]
 
 TTY = "/dev/tty"
 #: ``rotate`` checks a new key this many times (IAM takes a few seconds to accept it),
 #: waiting 0.5, 1, 1.5 … s in between: 7.5 s at most.
 VERIFY_ATTEMPTS = 6
 VERIFY_DELAY = 0.5
+
+
+def register(commands: Commands) -> None:
+    add = subcommand(
+        commands,
+        "add",
+        "keep a profile's long-term keys in the OS keyring (checked with STS first)",
+        profile=False,
+        description="keep a profile's long-term keys (an IAM user's access key id and secret) "
+        "in the OS keyring, checked with STS first; read from the terminal without echo, or "
+        "from standard input (two lines) when it is not a terminal, never from the command "
+        "line",
+    )
+    _profile_argument(add)
+    add.add_argument(
+        "--from-credentials-file",
+        action="store_true",
+        help="take them from the profile's section of the shared credentials file",
+    )
+    add.add_argument(
+        "--remove-plaintext",
+        action="store_true",
+        help="then remove those two lines from that file (the rest kept byte for byte)",
+    )
+    add.add_argument("--force", action="store_true", help="replace keys already stored")
+    add.set_defaults(run=add_command)
+    remove = subcommand(
+        commands,
+        "remove",
+        "delete a profile's keys from the keyring, and its cached credentials",
+        profile=False,
+        with_epilog=False,
+    )
+    _profile_argument(remove)
+    remove.set_defaults(run=remove_command)
+    rotate = subcommand(
+        commands,
+        "rotate",
+        "replace a profile's access key with a new one (IAM, on the MFA session)",
+        profile=False,
+        description="create a new access key for the IAM user (on the MFA session), keep it "
+        "in the keyring, check it with STS, then delete the old one; a role profile rotates "
+        "its source profile's keys",
+    )
+    _profile_argument(rotate)
+    credentials_options(rotate)
+    rotate.set_defaults(run=rotate_command)
+
+
+def _profile_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("profile_name", metavar="PROFILE").completer = profile_names  # type: ignore[attr-defined]
 
 
 class KeysError(StsSessionError):
@@ -135,13 +190,13 @@ def _from_credentials_file(profile: str) -> KeyPair:
 # -- checking the keys with STS ----------------------------------------------------------------
 
 
-def _factory(profile: str) -> _aiobotocore.StsClientFactory:
+def _factory(profile: str) -> StsClientFactory:
     """An STS client factory following ``profile``'s settings (its region and endpoints) if
     it is in the config files, else the default ones."""
-    session, name, _, profiles, _ = _aiobotocore.read_profiles(profile)
+    session, name, _, profiles, _ = read_profiles(profile)
     if name in profiles:
         session.set_config_variable("profile", name)
-    return _aiobotocore.StsClientFactory(
+    return StsClientFactory(
         region_name=None,
         endpoint_url=None,
         config=None,
@@ -192,8 +247,8 @@ async def add_command(args: argparse.Namespace) -> int:
 def _remove_plaintext(profile: str, keys: KeyPair) -> int:
     """Remove the profile's key lines from the credentials file; success only once the secret
     is in no file botocore reads (exit status 1 otherwise, saying where it still is)."""
-    from ._aiobotocore import aws_file_paths
-    from ._plaintext import remove_plaintext, secret_locations
+    from .._botoconfig import aws_file_paths
+    from .plaintext import remove_plaintext, secret_locations
 
     path = _credentials_file()
     removal = remove_plaintext(path, profile)
@@ -217,18 +272,11 @@ async def _cached_entries(profile: str) -> list[str]:
         return []
     if chain.keys is None:
         return []
-    provider = build(chain, cache=None, default_callback=lambda _: _never)
-    members: list[Any] = [provider]
-    while isinstance(members[-1], AssumeRoleProvider):
-        members.append(members[-1].source)
+    provider = build(chain, cache=None, default_callback=lambda _: no_code_source)
     try:
-        return [await member._entry_key() for member in members]
+        return [await member.entry_key() for member in chain_of(provider)]
     finally:
         await provider.close()
-
-
-async def _never(request: Any) -> str:  # pragma: no cover - never asked: no prompt here
-    raise StsSessionError("no code is asked for here")
 
 
 async def _drop_entries(entries: list[str]) -> int:
@@ -268,9 +316,9 @@ def _iam_error(exc: ClientError) -> tuple[str, str]:
     return str(error.get("Code", "")), str(error.get("Message", ""))
 
 
-async def rotate_command(args: argparse.Namespace, open_provider: Any) -> int:
-    """``open_provider(args)`` gives the profile's provider as credential-process would (its
-    prompt, its cache): the MFA session signs the IAM calls."""
+async def rotate_command(args: argparse.Namespace) -> int:
+    """The profile's provider is opened as credential-process opens it (its prompt, its
+    cache): the MFA session signs the IAM calls."""
     profile = args.profile_name
     chain = read_chain(profile, secret=False)
     root = chain.root
@@ -284,7 +332,7 @@ async def rotate_command(args: argparse.Namespace, open_provider: Any) -> int:
         )
     with _one_rotation(root):
         held = await asyncio.to_thread(_keys.load_keys, root)  # read once the lock is held
-        return await _rotate(args, open_provider, profile, root, held)
+        return await _rotate(args, profile, root, held)
 
 
 @contextlib.contextmanager
@@ -312,24 +360,19 @@ def _one_rotation(profile: str) -> Iterator[None]:
         lock.release()
 
 
-async def _rotate(
-    args: argparse.Namespace, open_provider: Any, profile: str, root: str, old: KeyPair
-) -> int:
+async def _rotate(args: argparse.Namespace, profile: str, root: str, old: KeyPair) -> int:
     old_entries = await _cached_entries(profile)
     args.profile = profile
     provider, _ = open_provider(args)
-    members: list[Any] = [provider]
-    while isinstance(members[-1], AssumeRoleProvider):
-        members.append(members[-1].source)
-    session: SessionTokenProvider = members[-1]
+    members = chain_of(provider)
+    session = members[-1]
+    assert isinstance(session, SessionTokenProvider)
     try:
-        creds = await session.credentials()  # the MFA session: IAM demands MFA
+        await session.credentials()  # the MFA session, before anything: IAM demands MFA
         arn = await check_keys(root, old)
         user = _user_name(arn)
-        signed = SourceKeys(
-            creds.access_key_id, creds.secret_access_key, creds.session_token, "mfa"
-        )
-        async with session._sts.iam_client(signed) as iam:
+        iam_session = session.attach(new_session(root))  # signed with the MFA session
+        async with iam_session.create_client("iam") as iam:
             new = await _create_key(iam, user, old, root)
             await asyncio.to_thread(_keys.store_keys, root, new)
             _say(f"stored the new key {new.access_key_id} of user {user} in the keyring")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 
-from ._text import printable
-from .exceptions import StsSessionError
+from .._text import printable
+from ..exceptions import StsSessionError
 
 __all__ = ["ADVICE", "AdviceFormatter", "UsageError", "describe", "one_line"]
 

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from aio_sts_session._output import quote_for as _quote
-from aio_sts_session._server import run_with_server
+from aio_sts_session.cli.output import quote_for as _quote
+from aio_sts_session.cli.server import run_with_server
 
-from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from .fake_sts import NS, Fault, issued_secrets
+from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL
+from ..fake_sts import NS, Fault, issued_secrets
 
 # The command-line fixtures of test_cli (the wall clock, as the CLI runs on it):
-from .test_cli import MFA_COMMAND, Cli, assert_one_line_error, cli, clock  # noqa: F401
+from .conftest import MFA_COMMAND, Cli, assert_one_line_error
 
 DEFAULT_KEY, DEFAULT_SECRET = "AKIADEFAULTPROFILE01", "default-profile-long-term-secret-000000"
 
@@ -100,7 +100,7 @@ async def test_exec_server_with_a_missing_command_exits_127(cli: Cli) -> None:
 async def test_the_childs_status_survives_a_dead_keeper(
     make_provider: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aio_sts_session import _server
+    from aio_sts_session.cli import server as _server
 
     async def dies(self: object, sleep: object = None) -> None:
         raise KeyError("GetSessionTokenResult")

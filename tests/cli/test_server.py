@@ -13,12 +13,20 @@ import pytest
 from aiohttp import ClientSession
 
 from aio_sts_session import MfaRequest, SessionTokenProvider
-from aio_sts_session._server import CredentialServer, Keeper
+from aio_sts_session.cli.server import CredentialServer, Keeper
 
-from .conftest import SERIAL, T0, FakeClock
-from .fake_sts import NS, FakeSts, Fault
+from ..conftest import SERIAL, T0, FakeClock
+from ..fake_sts import NS, FakeSts, Fault
 
 MakeProvider = Callable[..., SessionTokenProvider]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Simulated hours: the injected clock from T0, not the command line's wall clock."""
+    return FakeClock()
+
+
 WINDOWS = {"prefetch_seconds": 1500, "stale_seconds": 960}  # what exec --server uses
 TOKEN = "s3cret-token-0123456789abcdefghijklmnopqrstuv"
 NO_RESULT = f'<GetSessionTokenResponse xmlns="{NS}"><ResponseMetadata/></GetSessionTokenResponse>'

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 
 from aio_sts_session import EncryptedFileCache
-from aio_sts_session._output import credential_env, render_env
+from aio_sts_session.cli.output import credential_env, render_env
 
-from .conftest import ACCESS_KEY, SECRET_KEY
-from .fake_sts import issued_secrets
+from ..conftest import ACCESS_KEY, SECRET_KEY
+from ..fake_sts import issued_secrets
 
 # The command-line fixtures (the wall clock, as the CLI runs on it):
-from .test_cli import MFA_COMMAND, Cli, cli, clock  # noqa: F401
-from .test_keys import add_from_stdin, keyring_cli, keyring_item  # noqa: F401
+from .conftest import MFA_COMMAND, Cli, add_from_stdin, keyring_item
 from .test_warm import run
 
 CACHE = Path(".cache") / "aio-sts-session"

@@ -40,10 +40,10 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _procs
-from ._engine import RefreshEngine
-from ._text import quote
-from .exceptions import StsSessionError
+from .. import _procs
+from .._engine import RefreshEngine
+from .._text import quote
+from ..exceptions import StsSessionError
 
 __all__ = [
     "ChildStartError",
@@ -86,7 +86,7 @@ class Keeper:
 
     async def renew_if_due(self, provider: RefreshEngine) -> float:
         """Renew ``provider`` if due; returns seconds until it is due next (at least 1)."""
-        due = provider._next_refresh_at()
+        due = provider.next_refresh_at()
         if due is not None and due <= self.clock():
             try:
                 await provider.refresh()
@@ -97,7 +97,7 @@ class Keeper:
                     "Renewing ahead of expiry failed unexpectedly (%s); trying again later.",
                     type(exc).__name__,
                 )
-            due = provider._next_refresh_at()
+            due = provider.next_refresh_at()
         return max((due if due is not None else self.clock()) - self.clock(), 1.0)
 
     async def step(self) -> float:
@@ -365,7 +365,7 @@ async def run_with_server(
     restore = _quiet_loop_errors(loop)
     server = CredentialServer(provider, token)
     url = await server.start()
-    keeper = asyncio.create_task(Keeper(chain, provider._clock).run())
+    keeper = asyncio.create_task(Keeper(chain, provider.clock).run())
     signals = _Signals(loop)
     _procs.become_subreaper()
     try:

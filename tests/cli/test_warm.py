@@ -13,16 +13,16 @@ import pytest
 
 from aio_sts_session import EncryptedFileCache
 
-from .conftest import ACCESS_KEY, SECRET_KEY
+from ..conftest import ACCESS_KEY, SECRET_KEY
 
 # The command-line fixtures of test_cli (the wall clock, as the CLI runs on it):
-from .test_cli import MFA_COMMAND, Cli, Result, cli, clock  # noqa: F401
+from .conftest import MFA_COMMAND, Cli, Result
 
 BOOT = """
 import atexit, json, sys
 report = sys.argv.pop(1)
 atexit.register(lambda: open(report, "w").write(json.dumps(sorted(sys.modules))))
-from aio_sts_session._console import main
+from aio_sts_session.cli.console import main
 sys.exit(main())
 """
 HEAVY = ("botocore", "aiobotocore", "aiohttp", "asyncio", "filelock", "platformdirs", "keyring")
@@ -223,7 +223,7 @@ async def test_a_missing_entry_goes_to_the_full_path(cli: Cli, tmp_path: Path) -
     ],
 )
 def test_only_command_lines_it_knows_are_taken(args: list[str]) -> None:
-    from aio_sts_session._warm import recognise
+    from aio_sts_session.cli.warm import recognise
 
     assert recognise(args) is None
 
@@ -255,7 +255,7 @@ def test_the_quick_directories_agree_with_platformdirs(
 def test_iso_text_agrees_with_the_datetime_rendering(text: str) -> None:
     import datetime as dt
 
-    from aio_sts_session._output import iso, iso_text
+    from aio_sts_session.cli.output import iso, iso_text
 
     parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     assert iso_text(text) == iso(parsed) == "2026-11-30T21:00:00Z"
@@ -293,8 +293,8 @@ def test_the_files_the_fingerprint_names_are_the_ones_botocore_reads(
 ) -> None:
     import os
 
-    from aio_sts_session._aiobotocore import aws_file_paths
-    from aio_sts_session._warm import aws_files
+    from aio_sts_session._botoconfig import aws_file_paths
+    from aio_sts_session.cli.warm import aws_files
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -317,7 +317,7 @@ def test_the_files_the_fingerprint_names_are_the_ones_botocore_reads(
 
 def test_a_non_ascii_digit_duration_is_left_to_the_full_path() -> None:
     """``--duration ²`` (``str.isdigit`` but not ``int``): an uncaught ValueError traceback."""
-    from aio_sts_session._warm import answer, recognise
+    from aio_sts_session.cli.warm import answer, recognise
 
     assert recognise(["credential-process", "--duration", "\u00b2"]) is None
     assert answer(["credential-process", "--duration", "\u00b2"]) is None

@@ -39,14 +39,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import _entry
-from ._version import __version__
+from .. import _entry
+from .._version import __version__
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from ._engine import RefreshEngine
-    from ._profiles import ProfileChain
+    from .._engine import RefreshEngine
+    from .._profiles import ProfileChain
 
 __all__ = [
     "RENEWAL_MARGIN",
@@ -240,7 +240,7 @@ def clear_records(cache_dir: Path) -> None:
 def serve(request: Request) -> str | None:
     """What the full path would print for ``request``, from the cache alone; ``None`` when in
     any doubt (see the module's fallback rules)."""
-    from ._cachekey import quick_directories, read_cache_key
+    from .._cachekey import quick_directories, read_cache_key
 
     dirs = quick_directories()
     if dirs is None:
@@ -268,7 +268,7 @@ def serve(request: Request) -> str | None:
 
 
 def _render(request: Request, token: dict[str, Any], region: str | None) -> str:
-    from ._output import credential_env, credential_process_json, render_env
+    from .output import credential_env, credential_process_json, render_env
 
     expiration = str(token["expiration"])  # isoformat() of a UTC datetime
     parts = (
@@ -299,8 +299,8 @@ class Recorder:
 
     @classmethod
     def start(cls, request: Request) -> Recorder:
-        from ._aiobotocore import aws_file_paths
-        from ._keys import keys_directory
+        from .._botoconfig import aws_file_paths
+        from .._keys import keys_directory
 
         botocore_reads = [os.path.abspath(path) if path else path for path in aws_file_paths()]
         if botocore_reads != aws_files():  # the warm path would check other files: no record
@@ -317,7 +317,7 @@ class Recorder:
         self, provider: RefreshEngine, chain: ProfileChain, *, region: str | None
     ) -> None:
         """Write the record (best effort: a record only saves time)."""
-        from ._cachekey import cache_directory, key_file_path, quick_directories, read_cache_key
+        from .._cachekey import cache_directory, key_file_path, quick_directories, read_cache_key
 
         if not self.writable:
             return
@@ -328,7 +328,7 @@ class Recorder:
             key_text = read_cache_key(dirs[1])
             if key_text is None:
                 return
-            entry_key = await provider._entry_key()
+            entry_key = await provider.entry_key()
             self._write(dirs[0], _entry.decode_key(key_text), entry_key, region)
         except Exception as exc:  # pragma: no cover - the next full run tries again
             import logging
