@@ -91,15 +91,16 @@ async def read_config(session: botocore.session.Session) -> dict[str, Any]:
 
 
 def profile_session(
-    session: botocore.session.Session, profile: str, keys: dict[str, str | None]
+    session: botocore.session.Session, profile: str, keys: dict[str, str | None] | None
 ) -> botocore.session.Session:
     """``session`` (the one that read the files: they are not read again) switched to
     ``profile``, whose settings the STS client follows, holding the long-term keys read from
-    it."""
+    the files (``None``: they are in the keyring, where the source resolver finds them)."""
     session.set_config_variable("profile", profile)
-    session.set_credentials(
-        keys["aws_access_key_id"], keys["aws_secret_access_key"], keys.get("aws_session_token")
-    )
+    if keys is not None:
+        session.set_credentials(
+            keys["aws_access_key_id"], keys["aws_secret_access_key"], keys.get("aws_session_token")
+        )
     return session
 
 

@@ -2,7 +2,8 @@
 it), and where its key comes from.
 
 The key, in this order: ``AIO_STS_SESSION_CACHE_KEY``; else the OS keyring, when the
-``keyring`` extra is installed and has a real backend; else a key file generated on first use,
+``keyring`` extra is installed and has a real backend that does not ask for a passphrase in
+every process (every warm run reads the key); else a key file generated on first use,
 readable only by the user, in the user *config* directory, apart from the cache (user *cache*
 directory), so copying or backing up the cache never carries its key along. Directories follow
 the platform's conventions (``platformdirs``).
@@ -22,6 +23,7 @@ from .exceptions import ConfigurationError
 __all__ = [
     "ENV_KEY",
     "KeySource",
+    "asks_for_a_passphrase",
     "cache_directory",
     "describe_key_source",
     "key_file_path",
@@ -137,7 +139,23 @@ def _keyring() -> Any | None:
         return None
     if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
         return None
+    if asks_for_a_passphrase(backend):
+        return None  # it would ask at every warm run: the key file instead
     return backend
+
+
+def asks_for_a_passphrase(backend: Any) -> bool:
+    """Whether ``backend`` asks for a passphrase in every process that reads it (the
+    encrypted-file keyrings: ``keyrings.cryptfile``, ``keyrings.alt``'s ``EncryptedKeyring``,
+    whose ``keyring_key`` is a passphrase prompt). Such a keyring is fine for long-term keys,
+    read about twice a day, but not for the cache key, which every warm run needs."""
+    members = getattr(backend, "backends", None)
+    if isinstance(members, list):  # a chainer: reads may reach any of them
+        return any(asks_for_a_passphrase(member) for member in members)
+    return any(
+        cls.__name__ == "EncryptedKeyring" or "keyring_key" in vars(cls)
+        for cls in type(backend).__mro__
+    )
 
 
 def describe_key_source() -> str:

@@ -347,7 +347,8 @@ class DialogPrompt:
     """Asks in a desktop dialog (``zenity``, ``kdialog``, or ``osascript`` on macOS) that
     names the profile and the device: for tools started without a terminal (an IDE, a desktop
     launcher, a Git GUI). Run without a shell, with a timeout; cancelled or timed out, the
-    dialog is killed. Cancelling it is :class:`MfaError`."""
+    dialog is killed. Cancelling it is :class:`MfaError`; a mistyped answer (``abc12``) is
+    asked for again, and ``123 456`` is taken as ``123456``, as on the terminal."""
 
     def __init__(self, program: str, *, timeout: float = 120.0) -> None:
         if program not in DIALOGS:
@@ -385,13 +386,16 @@ class DialogPrompt:
         return ["osascript", "-e", script]
 
     async def __call__(self, request: MfaRequest) -> str:
+        """What the person typed (the code is checked, spaces ignored, by the provider: a
+        malformed answer asks again, attempt N of M, as the terminal prompt does)."""
         status, out, _ = await run_command(self.argv(request), self.timeout, _command_env(request))
         if status != 0:  # zenity and kdialog exit 1 on cancel; osascript with an error
             raise MfaError(
                 f"The MFA dialog ({self.program}) was cancelled or failed (status {status}).",
                 topic="mfa.cancelled",
             )
-        return _code_in(out, f"The MFA dialog ({self.program})")
+        lines = out.decode(errors="replace").strip().splitlines()
+        return lines[-1].strip() if lines else ""
 
 
 def _applescript(text: str) -> str:

@@ -30,9 +30,11 @@ from ._clock import Clock
 from ._flight import Flight, FlightSlot
 from ._models import CachedToken, SessionCredentials
 from ._policy import Action, RefreshKind, State, Windows
+from ._sts import KeysChanged
 from .exceptions import (
     CacheLockTimeoutError,
     ProviderClosedError,
+    SourceCredentialsError,
     StsError,
     StsSessionError,
     StsUnavailableError,
@@ -395,6 +397,27 @@ class RefreshEngine:
     # -- refreshing ----------------------------------------------------------------------------
 
     async def _refresh(self, kind: RefreshKind, rejected: SessionCredentials | None) -> CachedToken:
+        try:
+            return await self._refresh_planned(kind, rejected)
+        except KeysChanged as exc:
+            # Another tool replaced the long-term keys behind the entry's name (the keyring's
+            # index now names them): plan again, once; nobody has been asked for a code yet.
+            logger.info(
+                "The long-term keys of %s changed to %s meanwhile; refreshing with them.",
+                self._source.describe(),
+                exc.args[0] if exc.args else "another key",
+            )
+        try:
+            return await self._refresh_planned(kind, rejected)
+        except KeysChanged:
+            raise SourceCredentialsError(
+                f"The long-term keys of {self._source.describe()} keep changing while they are "
+                "read (another program writing the keyring?): try again once it is done."
+            ) from None
+
+    async def _refresh_planned(
+        self, kind: RefreshKind, rejected: SessionCredentials | None
+    ) -> CachedToken:
         plan = await self._source.plan()  # validates everything before any prompt
         async with self._cache.lock(plan.cache_key, self._lock_timeout):
             cached = await self._cache.load(plan.cache_key)
@@ -464,7 +487,7 @@ class RefreshEngine:
         )
         self.stats.failures += 1
         valid = self._valid_token()
-        if valid is not None:
+        if valid is not None and flight.kind is not RefreshKind.FORCED:
             # Nobody else sees this failure: the callers keep the valid credentials.
             logger.warning(
                 "Refreshing credentials for %s failed (%s); serving the current ones (valid "
@@ -473,6 +496,14 @@ class RefreshEngine:
                 error,
                 valid.expires_at - now,
                 delay,
+            )
+        elif valid is not None:  # refresh() was asked for: its caller gets the error itself
+            logger.info(
+                "Refreshing credentials for %s on request failed (%s); the current ones are "
+                "still valid %.0f s.",
+                self._source.describe(),
+                type(error).__name__,
+                valid.expires_at - now,
             )
         else:
             logger.info(

@@ -9,17 +9,28 @@ call. This module only reads: the providers a profile means are made in :mod:`._
 from __future__ import annotations
 
 import dataclasses
+import shlex
 from typing import TYPE_CHECKING, Any
 
 from . import _botoconfig
-from ._keys import load_keys, stored_key_id
+from ._keys import stored_key_id
 from ._text import quote
 from .exceptions import ConfigurationError
 
 if TYPE_CHECKING:
     pass
 
-__all__ = ["ProfileChain", "RoleSettings", "read_chain", "split_options"]
+__all__ = [
+    "NO_KEYS",
+    "ProfileChain",
+    "RoleSettings",
+    "read_chain",
+    "split_options",
+    "wrapped_profile",
+]
+
+#: ``ProfileChain.key_source`` of a chain whose root has no long-term keys yet.
+NO_KEYS = "none"
 
 #: Keyword arguments ``from_profile`` passes on, by who takes them.
 _SESSION_OPTIONS = frozenset(
@@ -75,6 +86,27 @@ class ProfileChain:
     plaintext_copy: str | None = None
 
 
+def wrapped_profile(settings: dict[str, Any]) -> str | None:
+    """The profile a profile's ``credential_process`` hands to aio-sts-session, if that
+    process runs this tool (``aio-sts-session credential-process --profile admin``)."""
+    line = settings.get("credential_process")
+    if not line:
+        return None
+    try:
+        argv = shlex.split(str(line))
+    except ValueError:
+        return None
+    runs_it = bool(argv) and argv[0].endswith(("aio-sts-session", "aio_sts_session"))
+    if not (runs_it or argv[1:3] == ["-m", "aio_sts_session"]):
+        return None
+    for i, part in enumerate(argv):
+        if part == "--profile" and i + 1 < len(argv):
+            return argv[i + 1]
+        if part.startswith("--profile="):
+            return part.split("=", 1)[1]
+    return "default"
+
+
 def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None:
     raw = settings.get(key)
     if raw is None:
@@ -87,12 +119,14 @@ def _int_setting(profile: str, settings: dict[str, Any], key: str) -> int | None
         ) from None
 
 
-def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
+def read_chain(name: str | None, *, require_keys: bool = True) -> ProfileChain:
     """Read the config files (botocore's loader) and resolve ``name``'s chain, checking it
     whole. Synchronous: it reads the disk once (a few ms). The root's keys come from the OS
-    keyring when ``aio-sts-session add`` put them there, else from the files; ``secret=False``
-    does not read the keyring's secret (the access key id, all a cache entry's name needs, is
-    in the keyring's index)."""
+    keyring when ``aio-sts-session add`` put them there, else from the files. Kept in the
+    keyring, only their id is read here (from the keyring's index; all a cache entry's name
+    needs): the secret is read when something is about to be signed, so a run served from the
+    cache never unlocks the keyring. ``require_keys=False``: a chain whose root has no keys
+    yet is returned (``key_source`` :data:`NO_KEYS`, ``keys`` ``None``) instead of refused."""
     session, name, explicit, profiles, where = _botoconfig.read_profiles(name)
     if name not in profiles:
         if explicit:
@@ -165,7 +199,7 @@ def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
     )
     keyring_id = stored_key_id(root)
     if keyring_id is not None:
-        keys = load_keys(root).as_settings() if secret else _unread(keyring_id)
+        keys = {"aws_access_key_id": keyring_id, "aws_secret_access_key": None}
         key_source, plaintext_copy = "keyring", file_name if in_files else None
     elif in_files:
         keys = {
@@ -174,6 +208,13 @@ def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
         }
         key_source, plaintext_copy = file_name, None
     else:
+        wraps = wrapped_profile(root_settings)
+        if wraps is not None:
+            raise ConfigurationError(
+                f"Profile {quote(root)} gets its credentials from aio-sts-session itself "
+                f"(credential_process … --profile {wraps}): use the profile it wraps, "
+                f"{quote(wraps)}."
+            )
         other = [key for key in _UNSUPPORTED_SOURCES if key in root_settings]
         if other:
             raise ConfigurationError(
@@ -181,12 +222,15 @@ def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
                 "cannot use: it needs an IAM user's long-term keys (aws_access_key_id and "
                 "aws_secret_access_key) to make the MFA session."
             )
-        raise ConfigurationError(
-            f"Profile {quote(root)} has neither long-term keys (aws_access_key_id, "
-            "aws_secret_access_key) nor a role_arn with a source_profile: keep the IAM user's "
-            f"keys in the keyring (aio-sts-session add {root}) or add them to "
-            "~/.aws/credentials under [" + root + "]."
-        )
+        if not require_keys:
+            keys, key_source, plaintext_copy = None, NO_KEYS, None
+        else:
+            raise ConfigurationError(
+                f"Profile {quote(root)} has neither long-term keys (aws_access_key_id, "
+                "aws_secret_access_key) nor a role_arn with a source_profile: keep the IAM "
+                f"user's keys in the keyring (aio-sts-session add {root}) or add them to "
+                "~/.aws/credentials under [" + root + "]."
+            )
     chain_settings = [profiles[p] for p in seen]
     return ProfileChain(
         name=name,
@@ -205,16 +249,6 @@ def read_chain(name: str | None, *, secret: bool = True) -> ProfileChain:
         key_source=key_source,
         plaintext_copy=plaintext_copy,
     )
-
-
-def _unread(key_id: str) -> dict[str, str | None]:
-    """Keys whose secret was not read from the keyring: enough to name a cache entry, never
-    to sign (nothing that reads with ``secret=False`` calls STS)."""
-    return {
-        "aws_access_key_id": key_id,
-        "aws_secret_access_key": "(kept in the keyring, not read)",
-        "aws_session_token": None,
-    }
 
 
 def _endpoints(settings: dict[str, Any], session: Any) -> dict[str, str]:

@@ -223,6 +223,7 @@ class _SessionTokenSource:
         self._mfa_settled_for: object = None  # the config session the MFA choice was made for
         self.identity_arn: str | None = None  # the IAM user, once STS confirmed the keys
         self._verified_keys: set[str] = set()
+        self._secrets: dict[str, SourceKeys] = {}  # secrets read from the keyring, by key id
         self._verify_lock: tuple[asyncio.Lock, asyncio.AbstractEventLoop] | None = None
 
     def describe(self) -> str:
@@ -309,7 +310,13 @@ class _SessionTokenSource:
     async def client_for(self, keys: SourceKeys) -> Any:
         """The STS client, after STS confirmed the long-term keys (once per key) when an MFA
         code is at stake: a bad key, an mfa_serial of another account or an STS outage is
-        reported before anyone types a code. Without MFA nothing is at stake: no extra call."""
+        reported before anyone types a code. Without MFA nothing is at stake: no extra call.
+        A secret kept in the keyring is read here, once per provider and key."""
+        if keys.load is not None:
+            loaded = self._secrets.get(keys.access_key_id)
+            if loaded is None:
+                loaded = self._secrets[keys.access_key_id] = await keys.with_secret()
+            keys = loaded
         client = await self.sts.get(keys)
         if self.serial is None or keys.access_key_id in self._verified_keys:
             return client
@@ -396,7 +403,8 @@ def _session_provider(
         )
     source = None
     if chain.keys is not None:
-        source = _botoconfig.profile_session(chain.session, chain.root, chain.keys)
+        in_files = chain.keys if chain.key_source != "keyring" else None
+        source = _botoconfig.profile_session(chain.session, chain.root, in_files)
     shared = {k: options.pop(k) for k in ("sts_config", "clock") if k in options}
     settings = SessionSettings(
         mfa_serial=serial,

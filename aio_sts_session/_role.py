@@ -278,7 +278,7 @@ class _RoleSource:
         try:
             return await self._call(self._keys(creds), None)
         except SessionExpired:
-            logger.warning(
+            logger.info(  # what follows is the outcome: the role, or the session's error
                 "STS refused the credentials signing AssumeRole of %s as expired or invalid; "
                 "renewing them and retrying once.",
                 self.role.role_arn,

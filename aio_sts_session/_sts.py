@@ -7,6 +7,7 @@ only calls it and maps botocore's exceptions onto :mod:`.exceptions`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as _dt
 import email.utils
@@ -33,6 +34,7 @@ from .exceptions import (
 __all__ = [
     "CodeRejected",
     "ErrorKind",
+    "KeysChanged",
     "RoleCall",
     "SessionExpired",
     "SourceKeys",
@@ -58,20 +60,41 @@ MAX_PLAUSIBLE_SKEW = 900.0
 
 @dataclasses.dataclass(frozen=True, repr=False)
 class SourceKeys:
-    """The long-term keys that sign GetSessionToken. ``repr`` hides the secret."""
+    """The long-term keys that sign GetSessionToken. ``repr`` hides the secret.
+
+    ``load``: where the secret is kept when it has not been read yet (the OS keyring, whose
+    item may ask for a passphrase or an unlock): :meth:`with_secret` reads it, only when
+    something is about to be signed. Naming a cache entry needs the access key id alone, so a
+    run served from the cache never reads it."""
 
     access_key_id: str
     secret_access_key: str
     session_token: str | None
     method: str
+    load: Callable[[], tuple[str, str]] | None = dataclasses.field(default=None, compare=False)
 
     def __repr__(self) -> str:
         return f"SourceKeys(access_key_id={self.access_key_id!r}, method={self.method!r})"
 
+    async def with_secret(self) -> SourceKeys:
+        """These keys with their secret read (in a worker thread: a keyring may block). The
+        keys read must be the ones these name, else :class:`KeysChanged`."""
+        if self.load is None:
+            return self
+        key_id, secret = await asyncio.to_thread(self.load)
+        if key_id != self.access_key_id:
+            raise KeysChanged(key_id)
+        return SourceKeys(key_id, secret, None, self.method)
+
+
+class KeysChanged(Exception):
+    """Internal signal: the long-term keys read are not the ones the plan named (another tool
+    replaced them): the engine plans again, once, before anyone is asked for a code."""
+
 
 def check_source_keys(keys: SourceKeys | None, where: str) -> SourceKeys:
     """Refuse missing or temporary keys before anyone is asked for a code."""
-    if keys is None or not keys.access_key_id or not keys.secret_access_key:
+    if keys is None or not keys.access_key_id or not (keys.secret_access_key or keys.load):
         raise SourceCredentialsError(
             f"No long-term AWS credentials found ({where}). GetSessionToken must be signed with "
             "an IAM user's access key.",

@@ -21,9 +21,7 @@ __all__ = ["cache_clear", "register"]
 
 
 def register(commands: Commands) -> None:
-    cache = subcommand(
-        commands, "cache", "manage the encrypted cache", profile=False, with_epilog=False
-    )
+    cache = subcommand(commands, "cache", "manage the encrypted cache", profile=False)
     actions = cache.add_subparsers(dest="cache_command", required=True, metavar="ACTION")
     clear = actions.add_parser(
         "clear",
@@ -70,11 +68,17 @@ async def cache_clear(args: argparse.Namespace) -> int:
     elif chain.roles:
         from .status import profiles_on_session
 
-        others = [p for p in profiles_on_session(chain) if p != chain.name]
-        if others:
-            message += f"; the next run of {', '.join(others)} asks for a code"
+        sharing = profiles_on_session(chain)
+        message += (
+            f"; the MFA session is shared by {_listed(sharing)}: the next of them to run asks "
+            "for a code"
+        )
     sys.stdout.write(message + "\n")
     return 0
+
+
+def _listed(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
 
 
 def _entries(count: int) -> str:

@@ -44,6 +44,7 @@ def _recorder(args: argparse.Namespace) -> warm.Recorder:
             getattr(args, "format", "sh"),
             duration=args.duration,
             region=getattr(args, "region", None),
+            no_mfa=args.no_mfa,
         )
     )
 

@@ -76,7 +76,6 @@ def register(commands: Commands) -> None:
         "remove",
         "delete a profile's keys from the keyring, and its cached credentials",
         profile=False,
-        with_epilog=False,
     )
     _profile_argument(remove)
     remove.set_defaults(run=remove_command)
@@ -133,20 +132,33 @@ def _ask_yes(question: str) -> bool:
     return (_ask_terminal(question) or "").lower() in ("y", "yes")
 
 
+NO_KEYS_GIVEN = (
+    "No keys were given: run it from a terminal (it asks for them, the secret without echo), "
+    "or give them on standard input, two lines: the access key id, then the secret (e.g. "
+    "from a password manager: pass show aws/alice | aio-sts-session add alice)."
+)
+
+
 def _read_keys(args: argparse.Namespace) -> KeyPair:
     if args.from_credentials_file:
         return _from_credentials_file(args.profile_name)
-    if not sys.stdin.isatty():  # two lines: the key id, then the secret
-        lines = sys.stdin.read().splitlines()
-        if len(lines) < 2:
-            raise ConfigurationError(
-                "Standard input must hold two lines: the access key id, then the secret."
-            )
-        return _checked(lines[0].strip(), lines[1].strip())
-    import getpass
+    stdin = sys.stdin
+    try:
+        if stdin is None or not stdin.isatty():  # two lines: the key id, then the secret
+            lines = stdin.read().splitlines() if stdin is not None else []
+            if len(lines) < 2:
+                raise ConfigurationError(NO_KEYS_GIVEN)
+            return _checked(lines[0].strip(), lines[1].strip())
+        import getpass
 
-    key_id = _ask_terminal("AWS access key id: ") or ""
-    secret = getpass.getpass("AWS secret access key (not shown): ")  # /dev/tty, no echo
+        key_id = _ask_terminal("AWS access key id: ")
+        if key_id is None:  # standard input is a terminal, but not ours to ask on
+            raise ConfigurationError(NO_KEYS_GIVEN)
+        secret = getpass.getpass("AWS secret access key (not shown): ")  # /dev/tty, no echo
+    except ConfigurationError:
+        raise
+    except (EOFError, OSError, ValueError):  # closed, at its end, not readable
+        raise ConfigurationError(NO_KEYS_GIVEN) from None
     return _checked(key_id, secret.strip())
 
 
@@ -221,11 +233,24 @@ async def check_keys(profile: str, keys: KeyPair) -> str:
 # -- add, remove -------------------------------------------------------------------------------
 
 
+def _check_profile_exists(profile: str, force: bool) -> None:
+    """Keys for a profile that is in neither AWS file would be read by nothing: a typo."""
+    _, _, _, profiles, where = read_profiles(profile)
+    if profile not in profiles and not force:
+        found = ", ".join(sorted(profiles)) or "none"
+        raise UsageError(
+            f"Profile {quote(profile)} is not in {where} (profiles found: {found}). Add "
+            f"[profile {profile}] with its mfa_serial to the config file first, or pass --force "
+            "to store its keys anyway."
+        )
+
+
 async def add_command(args: argparse.Namespace) -> int:
     profile = args.profile_name
     if args.remove_plaintext and not args.from_credentials_file:
         raise UsageError("--remove-plaintext goes with --from-credentials-file.")
     backend = _keys.usable_backend()  # no backend: one line saying which to install
+    _check_profile_exists(profile, args.force)
     existing = _keys.stored_key_id(profile)
     question = f"Profile {profile} already has keys in the keyring ({existing}): replace them? "
     if existing is not None and not args.force and not _ask_yes(question + "[y/N] "):
@@ -267,7 +292,7 @@ def _remove_plaintext(profile: str, keys: KeyPair) -> int:
 async def _cached_entries(profile: str) -> list[str]:
     """The cache entry keys of ``profile``'s chain (role, …, MFA session), without the secret."""
     try:
-        chain = read_chain(profile, secret=False)
+        chain = read_chain(profile)
     except ConfigurationError:
         return []
     if chain.keys is None:
@@ -320,7 +345,7 @@ async def rotate_command(args: argparse.Namespace) -> int:
     """The profile's provider is opened as credential-process opens it (its prompt, its
     cache): the MFA session signs the IAM calls."""
     profile = args.profile_name
-    chain = read_chain(profile, secret=False)
+    chain = read_chain(profile)
     root = chain.root
     if chain.roles:
         _say(f"profile {profile} assumes a role: rotating the keys of its source profile {root}")

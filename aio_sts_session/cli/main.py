@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from .._text import quote
 from .._version import __version__
 from ..exceptions import StsSessionError
-from . import cache, credentials, keys, status, warm
+from . import cache, credentials, keys, status, warm, wrap
 from . import exec as exec_command
 from .advice import AdviceFormatter, UsageError, describe, one_line
 from .options import PROG, epilog
@@ -31,7 +31,7 @@ logger = logging.getLogger("aio_sts_session")
 
 #: The command modules, in the order ``--help`` lists them; each has ``register(commands)``,
 #: which adds its parser and sets ``run`` to its handler.
-COMMANDS = (credentials, exec_command, status, keys, cache)
+COMMANDS = (credentials, exec_command, wrap, status, keys, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
 Outcome = tuple[list[str], dict[str, str]] | int
 
 
+def _innermost(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> argparse.ArgumentParser:
+    """The sub-command's parser ``args`` came from (``cache clear``'s for ``cache clear``)."""
+    for action in parser._actions:  # argparse keeps its sub-parsers nowhere public
+        if isinstance(action, argparse._SubParsersAction):
+            chosen = getattr(args, action.dest, None)
+            if chosen in action.choices:
+                return _innermost(action.choices[chosen], args)
+    return parser
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     restore_core_dumps = warm.no_core_dumps()
     parser = build_parser()
@@ -59,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         import argcomplete
 
         argcomplete.autocomplete(parser)
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # the usage of the command the typo is in, not the top-level one
+        _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extras)}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(AdviceFormatter(f"{PROG}: %(message)s"))
     logger.addHandler(handler)

@@ -76,13 +76,17 @@ def profile_names(**_: object) -> list[str]:
         return []
 
 
+#: A sub-command's help ends with this; the whole story (the cache, its key, prompts) is in
+#: the top-level help, once.
+SEE_ALSO = f"where the cache and its key are, and how codes are asked for: {PROG} --help"
+
+
 def subcommand(
     commands: Commands,
     name: str,
     help_text: str,
     *,
     profile: bool = True,
-    with_epilog: bool = True,
     **options: Any,
 ) -> argparse.ArgumentParser:
     """A sub-command's parser, with ``--profile`` (completed from the config files)."""
@@ -90,7 +94,7 @@ def subcommand(
         name,
         help=help_text,
         description=options.pop("description", help_text),
-        epilog=epilog() if with_epilog else None,
+        epilog=SEE_ALSO,
         formatter_class=argparse.RawDescriptionHelpFormatter,
         **options,
     )

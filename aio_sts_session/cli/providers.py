@@ -51,7 +51,8 @@ def open_provider(
     stale: float = SDK_WINDOW + MARGIN,
 ) -> tuple[RefreshEngine, ProfileChain]:
     """The provider ``args.profile`` means, on the shared encrypted cache, asking for codes as
-    the options say; and the profile chain it was made from."""
+    the options say; and the profile chain it was made from. A profile without ``mfa_serial``
+    is refused unless ``--no-mfa`` says a session without MFA is meant."""
     from .._cachekey import resolve_cache_key
 
     chain = read_chain(args.profile)
@@ -69,10 +70,19 @@ def open_provider(
             raise UsageError(f"--duration {args.duration}: {exc}") from None
         raise
     if chain.mfa_serial is None and not args.no_mfa:
-        logger.warning(
-            "Profile %s has no mfa_serial: its credentials come without MFA (add mfa_serial "
-            "to the profile, or pass --no-mfa if that is what you want).",
-            quote(chain.name),
+        # Refused, not warned: the AWS CLI shows a credential process's stderr only when it
+        # fails, so a warning would never be seen and MFA would be silently missing.
+        if chain.keys is None:  # no profile chosen and no [default]: the environment's keys
+            raise ConfigurationError(
+                "No profile was chosen (--profile, AWS_PROFILE) and the AWS config files have no "
+                "[default] profile: choose a profile with mfa_serial with --profile NAME, or "
+                "pass --no-mfa for a session without MFA from the environment's keys."
+            )
+        raise ConfigurationError(
+            f"Profile {quote(chain.name)} (and its source profiles) name no mfa_serial: its "
+            "credentials would come without MFA. Add mfa_serial = arn:aws:iam::<account>:mfa/"
+            "<device> to the profile, or pass --no-mfa if a session without MFA is what you "
+            "want."
         )
     return provider, chain
 

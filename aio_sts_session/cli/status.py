@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import struct
 import sys
 import time
@@ -23,7 +22,7 @@ from .._cache import MemoryCache
 from .._cachekey import cache_directory
 from .._engine import RefreshEngine
 from .._models import MfaRequest
-from .._profiles import ProfileChain, read_chain
+from .._profiles import NO_KEYS, ProfileChain, read_chain, wrapped_profile
 from .._provider import build
 from .._text import printable, quote
 from ..exceptions import ConfigurationError, StsSessionError
@@ -63,25 +62,6 @@ async def status_command(args: argparse.Namespace) -> int:
 
 async def _never_asked(request: MfaRequest) -> str:  # pragma: no cover - status never prompts
     raise StsSessionError("status never asks for a code")
-
-
-def _this_tool(settings: dict[str, Any]) -> str | None:
-    """The profile a ``credential_process`` of this tool names, if it runs this tool."""
-    line = settings.get("credential_process")
-    if not line:
-        return None
-    try:
-        argv = shlex.split(str(line))
-    except ValueError:
-        return None
-    if not argv or not argv[0].endswith(("aio-sts-session", "aio_sts_session")):
-        return None
-    for i, part in enumerate(argv):
-        if part == "--profile" and i + 1 < len(argv):
-            return argv[i + 1]
-        if part.startswith("--profile="):
-            return part.split("=", 1)[1]
-    return "default"
 
 
 def masked_key_id(key_id: str) -> str | None:
@@ -152,19 +132,42 @@ async def _row(name: str, chain: ProfileChain, via: str | None) -> Row:
     return row
 
 
+def _keyless_row(name: str, chain: ProfileChain, via: str | None) -> Row:
+    """A profile set up for this tool whose long-term keys are not there yet."""
+    row: Row = {
+        "profile": name,
+        "kind": "role" if chain.roles else "session",
+        "via": via,
+        "mfa_serial": chain.mfa_serial,
+        "keys": None,
+        "keys_profile": chain.root,
+        "key_id": None,
+        "plaintext_copy": None,
+        "add_keys": f"aio-sts-session add {chain.root}",
+        **_state(None, 0.0),
+    }
+    if chain.roles:
+        row["role_arn"] = chain.roles[-1].role_arn
+        row["session"] = _state(None, 0.0)
+    return row
+
+
 async def profile_rows(only: str | None) -> list[Row]:
     """A row per profile this tool can serve (only ``only`` if given)."""
     _, _, _, profiles, _ = read_profiles(None)
     names = [only] if only else sorted(profiles)
     rows = []
     for name in names:
-        via = _this_tool(profiles.get(name, {}))
+        via = wrapped_profile(profiles.get(name, {}))
         try:
-            chain = read_chain(via or name, secret=False)
+            chain = read_chain(via or name, require_keys=False)
         except ConfigurationError:
             if only:
                 raise
-            continue  # neither keys nor a role chain: not a profile this tool serves
+            continue  # a profile this tool cannot serve (another source of credentials)
+        if chain.key_source == NO_KEYS and (chain.mfa_serial or chain.roles):
+            rows.append(_keyless_row(name, chain, via))
+            continue
         if chain.keys is None or not (chain.mfa_serial or chain.roles or via):
             if only:
                 raise ConfigurationError(
@@ -177,12 +180,14 @@ async def profile_rows(only: str | None) -> list[Row]:
 
 
 def profiles_on_session(chain: ProfileChain) -> list[str]:
-    """The profiles whose credentials come from the same MFA session as ``chain``'s."""
+    """Every profile whose credentials come from the same MFA session as ``chain``'s: the
+    session's own, the roles on it, and the profiles whose ``credential_process`` runs this
+    tool for one of them."""
     _, _, _, profiles, _ = read_profiles(None)
     shared = []
     for name in sorted(profiles):
         try:
-            other = read_chain(name, secret=False)
+            other = read_chain(wrapped_profile(profiles[name]) or name)
         except ConfigurationError:
             continue
         if other.root == chain.root and other.mfa_serial == chain.mfa_serial:
@@ -205,7 +210,7 @@ def render_rows(rows: list[Row], *, as_json: bool) -> str:
     for row in rows:
         name = row["profile"] + (f" (via {row['via']})" if row["via"] else "")
         session = row["session"]["left"] if row["kind"] == "role" else "-"
-        keys = f"{row['keys']} [{row['keys_profile']}] {row['key_id'] or ''}".rstrip()
+        keys = f"{row['keys'] or 'none'} [{row['keys_profile']}] {row['key_id'] or ''}".rstrip()
         cells = (name, row["kind"], row["mfa_serial"] or "-", keys, row["left"], session)
         table.append(tuple(printable(cell) for cell in cells))
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
@@ -214,6 +219,11 @@ def render_rows(rows: list[Row], *, as_json: bool) -> str:
         + "\n"
         for line in table
     )
+    for root in sorted({r["keys_profile"] for r in rows if r.get("add_keys")}):
+        text += printable(
+            f"profile {root} has no long-term keys yet: add them with 'aio-sts-session add "
+            f"{root}' (into the keyring)\n"
+        )
     copies = sorted({(r["keys_profile"], r["plaintext_copy"]) for r in rows if r["plaintext_copy"]})
     for profile, where in copies:
         text += printable(

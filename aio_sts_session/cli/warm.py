@@ -89,7 +89,7 @@ _FORMATS = frozenset({"sh", "fish", "powershell", "json"})
 class Request:
     """What the command line asked for, as far as it can change the answer."""
 
-    __slots__ = ("command", "duration", "format", "profile", "region")
+    __slots__ = ("command", "duration", "format", "no_mfa", "profile", "region")
 
     def __init__(
         self,
@@ -99,12 +99,14 @@ class Request:
         *,
         duration: int | None = None,
         region: str | None = None,
+        no_mfa: bool = False,
     ) -> None:
         self.command = command
         self.profile = profile
         self.format = format
         self.duration = duration
         self.region = region
+        self.no_mfa = no_mfa
 
     def inputs(self) -> bytes:
         """Every input that names the answer, canonical (hashed, never stored)."""
@@ -121,6 +123,7 @@ class Request:
                 self.profile,
                 self.duration,
                 self.region,
+                self.no_mfa,  # without it the full path refuses a profile without MFA
                 env,
                 _uid(),
                 aws_files(),
@@ -205,6 +208,7 @@ def recognise(argv: Sequence[str]) -> Request | None:
         style,
         duration=int(duration) if duration is not None else None,
         region=values.get("--region"),
+        no_mfa="--no-mfa" in values,
     )
 
 

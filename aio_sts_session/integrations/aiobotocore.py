@@ -196,19 +196,41 @@ class SourceResolver:
         return await _frozen_keys(await default.get_credentials(), "default chain")
 
 
+def _keys_set_on(session: botocore.session.Session) -> bool:
+    """Whether keys were set on the session itself (``set_credentials``, or the
+    ``aws_access_key_id=`` of a session that made them explicit), before ``attach`` if it is
+    attached. Credentials the session merely resolved from its chain (the shared credentials
+    file, say) do not count."""
+    creds = getattr(session, "_credentials", None)
+    if isinstance(creds, ProviderCredentials):
+        link = next((p for p in _chain(session).providers if isinstance(p, _ChainLink)), None)
+        creds = link.pre_attach if link is not None else None
+    return creds is not None and getattr(creds, "method", None) in (None, "explicit")
+
+
 async def _keyring_keys(session: botocore.session.Session) -> SourceKeys | None:
     """The session's profile's keys from the OS keyring, when ``aio-sts-session add`` put them
-    there: they win over the shared credentials file, as the environment's keys and keys set
-    on the session win over them. ``None`` otherwise (no keyring call: the index says)."""
-    if getattr(session, "_credentials", None) is not None or os.environ.get("AWS_ACCESS_KEY_ID"):
+    there: they win over the shared credentials file (what the session's own chain would find),
+    as keys set on the session win over them, and the environment's do for a session whose
+    profile was not named (botocore's own rule); attached or not. ``None`` otherwise.
+
+    Only the key id is read here (from the keyring's index: no keyring call); the secret is
+    read when something is about to be signed (:meth:`SourceKeys.with_secret`)."""
+    named = session.instance_variables().get("profile") is not None
+    if _keys_set_on(session) or (os.environ.get("AWS_ACCESS_KEY_ID") and not named):
         return None
     from .._keys import load_keys, stored_key_id
 
     profile = session.get_config_variable("profile") or "default"
-    if stored_key_id(profile) is None:
+    key_id = stored_key_id(profile)
+    if key_id is None:
         return None
-    pair = await asyncio.to_thread(load_keys, profile)
-    return SourceKeys(pair.access_key_id, pair.secret_access_key, None, "keyring")
+
+    def load() -> tuple[str, str]:
+        pair = load_keys(profile)
+        return pair.access_key_id, pair.secret_access_key
+
+    return SourceKeys(key_id, "", None, "keyring", load=load)
 
 
 def _chain(session: botocore.session.Session) -> Any:

@@ -13,7 +13,13 @@ used = log.read_text().split() if log.exists() else []
 totp = pyotp.TOTP(secret)
 code = next(c for c in (totp.at(now + 30 * k) for k in (0, 1, -1)) if c not in used)
 log.write_text(" ".join([*used, code]))
-print(f"code: {code}")
+style = os.environ.get("FAKE_MFA_STYLE", "")
+if style == "plain":  # as a person types it into a dialog
+    print(code)
+elif style == "spaced":  # as an authenticator app shows it
+    print(f"{code[:3]} {code[3:]}")
+else:
+    print(f"code: {code}")
 
 report = os.environ.get("FAKE_MFA_REPORT")
 if report:  # what this command could see of the process that ran it

@@ -261,28 +261,52 @@ def test_the_key_pair_never_shows_its_secret() -> None:
     assert SECRET_KEY not in str(pair)
 
 
-async def test_a_source_session_of_a_profile_reads_the_keyring(
-    keyring_cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """SessionTokenProvider(source_session=AioSession(profile=...)) finds keys `add` stored."""
+#: How a library user hands the provider a session (the README's and the aioboto3 guide's
+#: forms): each must find the keys ``add`` put in the keyring, once they are out of plain text.
+SESSION_FORMS = {
+    "source-session-of-a-profile": ("p = make(source_session=AioSession(profile='base'))", {}),
+    "attach-a-profile-session": ("p = make(); p.attach(AioSession(profile='base'))", {}),
+    "attach-the-default-session": ("p = make(); p.attach(AioSession())", {"AWS_PROFILE": "base"}),
+    "attach-after-the-session-resolved-a-stale-file": (
+        "s = AioSession(profile='base'); await s.get_credentials(); p = make(); p.attach(s)",
+        {"STALE": "1"},
+    ),
+    "aioboto3-session": (
+        "import aioboto3; p = make(); p.attach(aioboto3.Session(profile_name='base'))",
+        {},
+    ),
+}
+
+
+@pytest.mark.parametrize("form", sorted(SESSION_FORMS))
+async def test_every_library_path_reads_the_keyring(keyring_cli: Cli, form: str) -> None:
+    """Red-team of a new user: after ``add NAME --from-credentials-file --remove-plaintext``
+    the README's ``provider.attach(AioSession())`` failed with "No long-term AWS credentials
+    found": an attached session never looked in the keyring."""
+    if form == "aioboto3-session":
+        pytest.importorskip("aioboto3")
     cli = keyring_cli
     await add_from_stdin(cli)
-    (cli.home / "credentials").write_text("")
+    statement, env = SESSION_FORMS[form]
+    stale = CREDENTIALS.replace(ACCESS_KEY, "AKIASTALEPLAINTEXT01") if env.get("STALE") else ""
+    (cli.home / "credentials").write_text(stale)
     code = f"""
-import asyncio, sys
+import asyncio
 from aiobotocore.session import AioSession
 import aio_sts_session as ass
-async def main():
-    p = ass.SessionTokenProvider(
+def make(**options):
+    return ass.SessionTokenProvider(
         mfa_serial={SERIAL!r}, mfa_callback=lambda r: {cli.fake.fresh_code(SERIAL)!r},
-        source_session=AioSession(profile="base"), duration_seconds=900)
+        duration_seconds=900, **options)
+async def main():
+    {statement}
     creds = await p.credentials()
     await p.close()
     print(creds.access_key_id)
 asyncio.run(main())
 """
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, env=cli.env,
+        sys.executable, "-c", code, env={**cli.env, **env},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(process.communicate(), 60)
@@ -535,23 +559,27 @@ async def keyring_call(cli: Cli, code: str) -> None:
 async def test_a_keyring_item_replaced_by_another_tool_is_followed_by_both_paths(
     keyring_cli: Cli,
 ) -> None:
-    """The warm path trusts the index; the full path reads the item. When another tool put
-    another key in the item, the full path rewrites the index, and from then on both serve the
-    session of the item's key."""
+    """The warm path trusts the index; the full path reads the item only to make a session.
+    Both serve the session in hand until it must be renewed; then the item's new key makes the
+    next one (the index is rewritten, the warm path steps aside), with one prompt."""
     cli = keyring_cli
     await add_from_stdin(cli)
     (cli.home / "credentials").write_text("")
-    await cli.run("credential-process", "--profile", "base")
+    first = await cli.run("credential-process", "--profile", "base")
     other = "AKIAFAKESTSALICE0002"
     cli.fake.users[other] = SECRET_KEY
     item = json.dumps({"aws_access_key_id": other, "aws_secret_access_key": SECRET_KEY})
     await keyring_call(cli, f"keyring.set_password('aio-sts-session', 'profile/base', {item!r})")
     full = await cli.run("-v", "credential-process", "--profile", "base")
-    assert full.status == 0, full.err
-    assert "index now names" in full.err
+    assert full.out == first.out  # what the warm path serves too: the session in hand
+    await cli.run("cache", "clear", mfa=False)  # the session must be renewed now
+    renewed = await cli.run("-v", "credential-process", "--profile", "base")
+    assert renewed.status == 0, renewed.err
+    assert "index now names AKIAFAKESTSALICE0002" in renewed.err
     default = await cli.run("credential-process", "--profile", "base")
-    assert default.out == full.out  # no longer the first key's session
-    assert cli.fake.token_calls[-1].access_key_id == other
+    assert default.out == renewed.out
+    assert [c.access_key_id for c in cli.fake.token_calls] == [ACCESS_KEY, other]
+    assert cli.prompts == 2  # one per session: the change of key cost no extra code
     status = json.loads((await cli.run("status", "--json", "--profile", "base")).out)
     assert status[0]["key_id"] == "AKIA…0002"
 
@@ -560,14 +588,18 @@ async def test_a_keyring_item_deleted_by_another_tool_stops_both_paths(keyring_c
     cli = keyring_cli
     await add_from_stdin(cli)
     (cli.home / "credentials").write_text("")
-    assert (await cli.run("credential-process", "--profile", "base")).status == 0
+    first = await cli.run("credential-process", "--profile", "base")
     await keyring_call(cli, "keyring.delete_password('aio-sts-session', 'profile/base')")
     full = await cli.run("-v", "credential-process", "--profile", "base")
-    assert full.status == 1
-    assert "item (service 'aio-sts-session') is missing" in full.err
+    assert full.out == first.out  # both paths serve the session in hand until it ends
+    await cli.run("cache", "clear", mfa=False)
+    renewing = await cli.run("-v", "credential-process", "--profile", "base")
+    assert renewing.status == 1
+    assert "item (service 'aio-sts-session') is missing" in renewing.err
     default = await cli.run("credential-process", "--profile", "base")
-    assert default.status == 1  # not the old session, served by the warm path
+    assert default.status == 1
     assert "is missing" in default.err
+    assert cli.prompts == 1  # nobody was asked for a code that could not be used
 
 
 async def test_a_second_rotation_at_once_changes_nothing(keyring_cli: Cli) -> None:
@@ -647,3 +679,73 @@ print(_keys.stored_key_id("Prod_Admin"), _keys.stored_key_id("Prod:Admin"), new.
     )
     out, _ = await process.communicate()
     assert out.decode().split() == ["None", ACCESS_KEY, "True"]
+
+
+# -- what a new user met: headless keyrings ----------------------------------------------------
+
+
+async def test_add_with_neither_a_terminal_nor_standard_input_says_how(keyring_cli: Cli) -> None:
+    """It ended in "unexpected AttributeError" / "unexpected EOFError"."""
+    cli = keyring_cli
+    argv = [sys.executable, "-m", "aio_sts_session", "add", "base"]
+    process = await asyncio.create_subprocess_exec(
+        "sh", "-c", 'exec 0<&-; exec "$@"', "sh", *argv, env=cli.env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 1
+    assert "No keys were given" in err.decode()
+    assert "unexpected" not in err.decode()
+    assert err.decode().count("\n") == 1
+
+
+async def test_add_for_a_profile_in_neither_file_is_refused_before_reading_keys(
+    keyring_cli: Cli,
+) -> None:
+    """``add nosuch`` stored keys nothing would ever read, without a word."""
+    cli = keyring_cli
+    result = await run_with_input(cli, f"{ACCESS_KEY}\n{SECRET_KEY}\n".encode(), "add", "nosuch")
+    assert result.status == 2
+    assert "Profile 'nosuch' is not in" in result.err
+    assert "profiles found: admin, base" in result.err
+    assert await keyring_item(cli, "nosuch") is None
+    assert cli.fake.calls == []
+
+
+async def test_a_passphrase_keyring_never_asks_per_aws_call(
+    keyring_cli: Cli, tmp_path: Path
+) -> None:
+    """With the cache key in a keyring that asks for a passphrase in every process
+    (keyrings.cryptfile), every AWS call asked (a warm run took 11.6 s). Now the cache key goes
+    to the key file for such a keyring, and the long-term secret is read only when STS must be
+    called: one passphrase for the first session, none for warm runs or runs the cache serves."""
+    cli = keyring_cli
+    log = tmp_path / "passphrases"
+    cli.env.update(
+        {
+            "PYTHON_KEYRING_BACKEND": "tests.cli.passphrase_keyring.EncryptedKeyring",
+            "FAKE_KEYRING_FILE": str(tmp_path / "keyring.json"),
+            "FAKE_PASSPHRASE_LOG": str(log),
+        }
+    )
+
+    def asked() -> int:
+        return len(log.read_text().split()) if log.exists() else 0
+
+    added = await add_from_stdin(cli)
+    assert added.status == 0, added.err
+    (cli.home / "credentials").write_text("")
+    after_add = asked()
+    first = await cli.run("credential-process", "--profile", "admin")
+    assert first.status == 0, first.err
+    assert asked() == after_add + 1  # the secret, to make the MFA session
+    for _ in range(3):
+        assert (await cli.run("credential-process", "--profile", "admin")).out == first.out
+    exec_run = await cli.run("exec", "--profile", "admin", "--", "true")  # the full path
+    assert exec_run.status == 0, exec_run.err
+    verbose = await cli.run("-v", "credential-process", "--profile", "admin")
+    assert verbose.out == first.out
+    assert asked() == after_add + 1  # not one more
+    assert (cli.home / ".config" / "aio-sts-session" / "cache.key").exists()
+    status = await cli.run("--help", mfa=False)
+    assert "the key file" in status.out

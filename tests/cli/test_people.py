@@ -9,18 +9,21 @@ import asyncio
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+import botocore.session
 import pytest
 
 from aio_sts_session import EncryptedFileCache
 from aio_sts_session._version import __version__
 
 from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from ..fake_sts import issued_secrets
+from ..fake_sts import Fault, issued_secrets
 from .conftest import MFA_COMMAND, Cli, Result, assert_one_line_error, on_a_terminal, read_until
 
 #: What the command line must never say to a person: Python arguments, methods, expressions.
@@ -166,6 +169,34 @@ async def test_status_shows_each_profile_and_its_cached_credentials(cli: Cli) ->
         assert not re.search(r"ASIA[A-Z0-9]{12}", result.out)
 
 
+async def test_status_lists_profiles_whose_keys_are_not_there_yet(cli: Cli) -> None:
+    """A new user with mfa_serial and role profiles but no keys yet saw "no profile … uses
+    MFA, a role, or this tool" (``--json``: ``[]``)."""
+    (cli.home / "credentials").write_text("")
+    result = await cli.run("status", "--json")
+    assert result.status == 0, result.err
+    rows = {row["profile"]: row for row in json.loads(result.out)}
+    assert set(rows) == {"base", "admin"}
+    assert rows["base"]["keys"] is None
+    assert rows["admin"]["kind"] == "role"
+    assert rows["admin"]["add_keys"] == "aio-sts-session add base"
+    table = await cli.run("status")
+    assert re.search(r"admin\s+role\s+\S+\s+none \[base\]", table.out), table.out
+    assert "profile base has no long-term keys yet: add them with 'aio-sts-session add base'" in (
+        table.out
+    )
+
+
+async def test_a_profile_that_runs_this_tool_points_at_the_profile_it_wraps(cli: Cli) -> None:
+    cli.write_config(
+        extra="\n[profile admin-cli]\ncredential_process = aio-sts-session credential-process "
+        "--profile admin\n"
+    )
+    result = await cli.run("exec", "--profile", "admin-cli", "--", "true")
+    assert_one_line_error(result, cli.fake, "use the profile it wraps, 'admin'")
+    assert "cannot use" not in result.err
+
+
 async def test_status_needs_no_cache_key(cli: Cli) -> None:
     await cli.run("credential-process", "--profile", "base")
     key_file = cli.home / ".config" / "aio-sts-session" / "cache.key"
@@ -269,10 +300,28 @@ async def test_cache_clear_counts_what_existed_and_keeps_the_shared_session(cli:
     assert cli.prompts == 1
     with_session = await cli.run("cache", "clear", "--profile", "admin", "--session")
     assert "removed 1 cached credential " in with_session.out
+    # Every profile on that session, the cleared one and a wrapper included (a new user saw
+    # only one of them named):
+    assert "shared by admin and base: the next of them to run asks" in with_session.out
     all_gone = await cli.run("cache", "clear")
     assert "removed 0 cached credentials" in all_gone.out
     directory = cli.home / ".cache" / "aio-sts-session"
     assert sorted(p.suffix for p in directory.iterdir()) == []  # no entry, lock or record left
+
+
+async def test_a_failure_with_valid_credentials_in_hand_is_one_message(cli: Cli) -> None:
+    """A new user without a terminal saw "… serving the current ones (valid 43181 s more)"
+    and then an error: the MFA session had to be renewed (STS refused it signing AssumeRole)
+    and no code could be asked. One outcome, one line."""
+    await cli.run("credential-process", "--profile", "admin")
+    await cli.run("cache", "clear", "--profile", "admin")  # the role; the session stays
+    cli.fake.faults.append(
+        Fault(400, "ExpiredToken", "The security token included in the request is expired",
+              action="AssumeRole")
+    )  # fmt: skip
+    result = await cli.run("credential-process", "--profile", "admin", mfa=False)
+    assert_one_line_error(result, cli.fake, "there is no terminal")
+    assert "serving the current ones" not in result.err
 
 
 async def test_lock_files_go_with_their_entries(cli: Cli) -> None:
@@ -323,14 +372,34 @@ async def test_without_a_terminal_the_commands_stderr_goes_to_stderr(
     assert "Touch your YubiKey" in result.err
 
 
-def stand_in_dialog(tmp_path: Path, cli: Cli, program: str, exit_status: int = 0) -> Path:
-    """A recorded stand-in for zenity/kdialog: logs its argv, answers like the real one."""
+def stand_in_dialog(
+    tmp_path: Path,
+    cli: Cli,
+    program: str,
+    exit_status: int = 0,
+    typos: Sequence[str] = (),
+) -> Path:
+    """A recorded stand-in for zenity/kdialog: logs its argv (each call's, appended), answers
+    like the real one: what a person typed (``typos`` first, one per call, then the code)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     log = tmp_path / f"{program}.argv"
+    calls = tmp_path / f"{program}.calls"
     script = bin_dir / program
-    answer = f"exec {MFA_COMMAND}" if exit_status == 0 else f"exit {exit_status}"
-    script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {log}\n{answer}\n")
+    answer = (
+        f"FAKE_MFA_STYLE=${{FAKE_MFA_STYLE:-plain}} exec {MFA_COMMAND}"
+        if exit_status == 0
+        else f"exit {exit_status}"
+    )
+    typed = "".join(
+        f'if [ "$n" = {i} ]; then printf "%s\\n" {shlex.quote(t)}; exit 0; fi\n'
+        for i, t in enumerate(typos)
+    )
+    script.write_text(
+        f"#!/bin/sh\nprintf '%s\\n' \"$@\" >> {log}\n"
+        f"n=$(cat {calls} 2>/dev/null || echo 0); echo $((n + 1)) > {calls}\n"
+        f"{typed}{answer}\n"
+    )
     script.chmod(0o755)
     return log
 
@@ -350,6 +419,21 @@ async def test_without_a_terminal_a_dialog_asks_when_there_is_a_display(
     assert any(f"MFA code for profile admin ({SERIAL})" in arg for arg in argv), argv
     assert ("--entry" if program == "zenity" else "--inputbox") in argv
     assert cli.prompts == 1
+
+
+async def test_a_dialog_is_as_forgiving_as_the_terminal(cli: Cli, tmp_path: Path) -> None:
+    """A new user's typo in a dialog (``abc12``, ``12 34 56``) ended the command ("printed no
+    six-digit code"); the terminal asks again and takes ``123 456``. Now a dialog does too."""
+    log = stand_in_dialog(tmp_path, cli, "zenity", typos=["abc12", "12 34 5"])
+    path = f"{tmp_path / 'bin'}{os.pathsep}{cli.env['PATH']}"
+    env = {"PATH": path, "DISPLAY": ":99", "FAKE_MFA_STYLE": "spaced"}
+    result = await cli.run("credential-process", "--profile", "base", env=env, mfa=False)
+    assert result.status == 0, result.err
+    texts = [line for line in log.read_text().splitlines() if line.startswith("MFA code")]
+    assert len(texts) == 3
+    assert "six digits, please; attempt 2/3" in texts[1]
+    assert "attempt 3/3" in texts[2]
+    assert [c.outcome for c in cli.fake.token_calls] == ["ok"]  # the typos never reached STS
 
 
 async def test_a_cancelled_dialog_is_a_clear_error(cli: Cli, tmp_path: Path) -> None:
@@ -434,20 +518,78 @@ async def test_verbose_says_where_credentials_came_from(cli: Cli) -> None:
     assert any("New credentials" in line and "role_arn" in line for line in lines), lines
 
 
-async def test_a_profile_without_mfa_says_so_unless_told(cli: Cli) -> None:
+async def test_a_profile_without_mfa_is_refused_unless_told(cli: Cli) -> None:
+    """A new user's profile without mfa_serial got a session without MFA, and the warning
+    never showed: the AWS CLI discards a credential process's stderr unless it fails."""
     with (cli.home / "credentials").open("a") as fh:
         fh.write(
             f"[nomfa]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n"
         )
     with (cli.home / "config").open("a") as fh:
         fh.write("\n[profile nomfa]\nregion = us-east-1\nservices = fake\n")
-    warned = await cli.run("credential-process", "--profile", "nomfa", mfa=False)
-    assert warned.status == 0, warned.err
-    assert warned.err.count("no mfa_serial") == 1
-    assert "--no-mfa" in warned.err
-    quiet = await cli.run(
+    refused = await cli.run("credential-process", "--profile", "nomfa", mfa=False)
+    assert_one_line_error(refused, cli.fake, "name no mfa_serial")
+    assert "--no-mfa" in refused.err
+    assert cli.fake.calls == []  # refused before anything else
+    meant = await cli.run(
         "credential-process", "--profile", "nomfa", "--no-mfa", "--duration", "3600", mfa=False
     )
-    assert quiet.status == 0, quiet.err
-    assert quiet.err == ""
+    assert meant.status == 0, meant.err
+    assert meant.err == ""
+    again = await cli.run("credential-process", "--profile", "nomfa", mfa=False)
+    assert again.status == 1  # not served by the warm path from --no-mfa's record
     assert cli.prompts == 0
+
+
+# -- a new user's first steps ------------------------------------------------------------------
+
+
+async def test_wrap_writes_a_profile_that_any_aws_tool_can_use_from_anywhere(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``credential_process = aio-sts-session …`` needed the tool on PATH: from a virtual
+    environment, ``aws`` elsewhere failed with [Errno 2]. ``wrap`` writes the line with the
+    tool's absolute path."""
+    printed = await cli.run("wrap", "base", mfa=False)
+    assert printed.status == 0, printed.err
+    assert printed.out.startswith("[profile base-cli]\ncredential_process = /")
+    assert "credential-process --profile base" in printed.out
+    written = await cli.run("wrap", "admin", "--as", "work", "--write", mfa=False)
+    assert written.status == 0, written.err
+    config = (cli.home / "config").read_text()
+    assert "\n\n[profile work]\ncredential_process = /" in config
+    line = next(x for x in config.splitlines() if x.startswith("credential_process"))
+    command = line.split(" = ", 1)[1].replace(
+        "credential-process", f"credential-process --mfa-command '{MFA_COMMAND}'", 1
+    )
+    (cli.home / "config").write_text(config.replace(line, f"credential_process = {command}"))
+    env = {**cli.env, "PATH": "/usr/bin:/bin"}  # the tool is not on it
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    def call() -> str:
+        session = botocore.session.Session(profile="work")
+        client = session.create_client("sts", endpoint_url=cli.fake.url, region_name="us-east-1")
+        return str(client.get_caller_identity()["Arn"])
+
+    assert ":assumed-role/admin/" in await asyncio.to_thread(call)
+    again = await cli.run("wrap", "admin", "--as", "work", mfa=False)
+    assert again.status == 2
+    assert "exists already" in again.err
+    status = json.loads((await cli.run("status", "--json")).out)
+    assert {row["profile"]: row["via"] for row in status}["work"] == "admin"
+
+
+async def test_a_flag_typo_shows_the_commands_usage_and_help_is_not_repeated(cli: Cli) -> None:
+    typo = await cli.run("credential-process", "--profle", "base", mfa=False)
+    assert typo.status == 2
+    assert typo.err.startswith("usage: aio-sts-session credential-process")
+    assert "unrecognized arguments: --profle base" in typo.err
+    nested = await cli.run("cache", "clear", "--everything", mfa=False)
+    assert nested.err.startswith("usage: aio-sts-session cache clear")
+    for command in ("credential-process", "env", "exec", "add"):
+        sub = await cli.run(command, "--help", mfa=False)
+        assert "cache key:" not in sub.out  # the long story is told once, at the top
+        assert "aio-sts-session --help" in sub.out
+    env_help = (await cli.run("env", "--help", mfa=False)).out
+    assert re.search(r"--format \{sh,fish,powershell,json\}\s+the shell", env_help)
