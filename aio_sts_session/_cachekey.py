@@ -25,6 +25,7 @@ __all__ = [
     "KeySource",
     "asks_for_a_passphrase",
     "cache_directory",
+    "describe_backend",
     "describe_key_source",
     "key_file_path",
     "keyring_key",
@@ -158,14 +159,22 @@ def asks_for_a_passphrase(backend: Any) -> bool:
     )
 
 
+def describe_backend(backend: Any) -> str:
+    """The backend's name, or the names of those a chainer reads from
+    (``keyring.backends.SecretService.Keyring``)."""
+    members = getattr(backend, "backends", None)
+    if isinstance(members, list) and members:
+        return ", ".join(describe_backend(member) for member in members)
+    return f"{type(backend).__module__}.{type(backend).__name__}"
+
+
 def describe_key_source() -> str:
     """Which source :func:`resolve_cache_key` would use, without creating anything."""
     if os.environ.get(ENV_KEY):
         return f"the environment variable {ENV_KEY}"
     backend = _keyring()
     if backend is not None:
-        name = f"{type(backend).__module__}.{type(backend).__name__}"
-        return f"the OS keyring ({name}), service {KEYRING_SERVICE!r}"
+        return f"the OS keyring ({describe_backend(backend)}), service {KEYRING_SERVICE!r}"
     return f"the key file {key_file_path()}"
 
 

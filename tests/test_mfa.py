@@ -108,7 +108,6 @@ def test_a_sync_callback_that_times_out_does_not_keep_the_process_alive(tmp_path
     (asyncio.to_thread's executor would be joined until someone pressed Enter)."""
     import subprocess
     import sys
-    import time
 
     script = tmp_path / "blocked.py"
     script.write_text(
@@ -135,11 +134,11 @@ def test_a_sync_callback_that_times_out_does_not_keep_the_process_alive(tmp_path
             """
         )
     )
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    # It exits at all, with the callback blocked for ever: a daemon thread (the timeout is a
+    # hang detector, generous for a loaded machine, not a speed bound).
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr
     assert "within 0.2 s" in done.stdout
-    assert time.monotonic() - started < 20
 
 
 def test_public_names_are_documented_and_shown_as_the_package() -> None:

@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from .. import _keys
 from .._botoconfig import read_profiles
 from .._cache import EncryptedFileCache
-from .._cachekey import cache_directory
+from .._cachekey import cache_directory, describe_backend
 from .._entry import make_private_directory
 from .._keys import KeyPair
 from .._profiles import read_chain
@@ -261,7 +261,7 @@ async def add_command(args: argparse.Namespace) -> int:
     keys = _read_keys(args)
     arn = await check_keys(profile, keys)
     await asyncio.to_thread(_keys.store_keys, profile, keys)
-    where = f"{type(backend).__module__}.{type(backend).__name__}"
+    where = describe_backend(backend)
     _say(f"stored the keys of profile {profile} ({keys.access_key_id}, {arn})")
     _say(f"in the keyring ({where})")
     if args.remove_plaintext:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import stat
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from ..fake_sts import Fault, issued_secrets
 from .conftest import (
     BACKEND,
     CREDENTIALS,
+    MFA_COMMAND,
     Cli,
     Result,
     add_from_stdin,
@@ -292,6 +294,7 @@ async def test_every_library_path_reads_the_keyring(keyring_cli: Cli, form: str)
     (cli.home / "credentials").write_text(stale)
     code = f"""
 import asyncio
+import shutil
 from aiobotocore.session import AioSession
 import aio_sts_session as ass
 def make(**options):
@@ -749,3 +752,55 @@ async def test_a_passphrase_keyring_never_asks_per_aws_call(
     assert (cli.home / ".config" / "aio-sts-session" / "cache.key").exists()
     status = await cli.run("--help", mfa=False)
     assert "the key file" in status.out
+
+
+SECRET_SERVICE = """
+printf 'test-password\\n' | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+gnome-keyring-daemon --start --components=secrets >/dev/null
+run() {  # run NAME ARGS...: the command line, its outputs and status in files named NAME.*
+    name=$1; shift
+    "$PYTHON" -m aio_sts_session "$@" > "$OUT/$name.out" 2> "$OUT/$name.err" < "$OUT/$name.in"
+    echo $? > "$OUT/$name.status"
+}
+run add add base
+run first credential-process --profile admin --mfa-command "$MFA"
+run warm credential-process --profile admin --mfa-command "$MFA"
+run status status --json
+"$PYTHON" -c 'import keyring; print(type(keyring.get_keyring()).__name__)' > "$OUT/backend"
+"""
+
+
+@pytest.mark.skipif(
+    not (shutil.which("dbus-run-session") and shutil.which("gnome-keyring-daemon")),
+    reason="needs dbus-run-session and gnome-keyring (apt-get install gnome-keyring "
+    "dbus-user-session; .ci/run installs them when it can)",
+)
+async def test_a_real_secret_service_on_a_headless_machine(
+    keyring_cli: Cli, tmp_path: Path
+) -> None:
+    """The headless path the docs give: GNOME Keyring in a D-Bus session of its own, unlocked
+    once; then keys and the cache key live in a real Secret Service, with no prompt per run."""
+    cli = keyring_cli
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("add", "first", "warm", "status"):
+        (out / f"{name}.in").write_text(f"{ACCESS_KEY}\n{SECRET_KEY}\n" if name == "add" else "")
+    (cli.home / "credentials").write_text("")
+    env = {k: v for k, v in cli.env.items() if k != "PYTHON_KEYRING_BACKEND"}
+    env.update({"PYTHON": sys.executable, "OUT": str(out), "MFA": MFA_COMMAND})
+    process = await asyncio.create_subprocess_exec(
+        "dbus-run-session", "--", "sh", "-c", SECRET_SERVICE, env=env,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    await asyncio.wait_for(process.wait(), 120)
+    for name in ("add", "first", "warm", "status"):
+        status = (out / f"{name}.status").read_text().strip()
+        assert status == "0", (name, (out / f"{name}.err").read_text())
+    assert "SecretService" in (out / "add.err").read_text()  # where add put them
+    assert (out / "first.out").read_text() == (out / "warm.out").read_text()
+    assert cli.prompts == 1
+    rows = {row["profile"]: row for row in json.loads((out / "status.out").read_text())}
+    assert rows["admin"]["keys"] == "keyring"
+    assert (out / "backend").read_text().strip() in ("ChainerBackend", "Keyring")
+    assert not (cli.home / ".config" / "aio-sts-session" / "cache.key").exists()  # in the keyring

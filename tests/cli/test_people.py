@@ -479,23 +479,31 @@ async def test_a_real_zenity_dialog_under_xvfb_typed_into_with_xdotool(cli: Cli)
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env=env, start_new_session=True,
         )  # fmt: skip
-        window = ""
-        for _ in range(600):  # the dialog appears once GetCallerIdentity checked the keys
+        focused = ""
+        for _ in range(1200):  # the dialog appears once GetCallerIdentity checked the keys
+            # Only a mapped (visible) window can take the focus: focusing one that exists but
+            # is not mapped yet is X's BadMatch (X_SetInputFocus), seen on a loaded machine.
             found = await asyncio.to_thread(
                 subprocess.run,
-                ["xdotool", "search", "--name", "aio-sts-session"],
+                ["xdotool", "search", "--onlyvisible", "--name", "aio-sts-session"],
                 env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
-            window = found.stdout.split()[0] if found.stdout.split() else ""
-            if window or process.returncode is not None:
+            for window in found.stdout.split():
+                focus = await asyncio.to_thread(
+                    subprocess.run, ["xdotool", "windowfocus", "--sync", window],
+                    env=env, capture_output=True, check=False,
+                )  # fmt: skip
+                if focus.returncode == 0:
+                    focused = window
+                    break
+            if focused or process.returncode is not None:
                 break
             await asyncio.sleep(0.1)
-        if not window:
+        if not focused:
             process.kill()
             _, err = await process.communicate()
-            raise AssertionError(f"the dialog never appeared; the command said: {err!r}")
-        for keys in (["windowfocus", "--sync", window], ["type", cli.fake.fresh_code(SERIAL)],
-                     ["key", "Return"]):  # fmt: skip
+            raise AssertionError(f"the dialog never took the focus; the command said: {err!r}")
+        for keys in (["type", cli.fake.fresh_code(SERIAL)], ["key", "Return"]):
             await asyncio.to_thread(subprocess.run, ["xdotool", *keys], env=env, check=True)
         out, err = await asyncio.wait_for(process.communicate(), 60)
     finally:

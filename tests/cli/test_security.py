@@ -10,9 +10,9 @@ import asyncio
 import json
 import os
 import resource
+import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -115,25 +115,26 @@ async def test_the_childs_status_survives_a_dead_keeper(
 
 @pytest.mark.parametrize("escape", ["", "setsid "])
 async def test_the_mfa_timeout_holds_when_the_command_leaves_a_process_behind(
-    cli: Cli, escape: str
+    cli: Cli, tmp_path: Path, escape: str
 ) -> None:
     """Also when what it leaves behind left its process group (``setsid``, red-team review
-    2): then 9 s instead of 2, "Exception ignored … Event loop is closed", a process left."""
-    marker = "23.4567" if not escape else "23.4568"  # a sleep no other test runs
-    started = time.monotonic()
+    2): then 9 s instead of 2, "Exception ignored … Event loop is closed", a process left.
+    What the command left writes a file if it is ever allowed to finish its sleep: the timeout
+    held if that file is not there (no wall-clock bound, which a loaded machine can exceed)."""
+    marker = unique_sleep(23)  # a sleep no other test, or suite running beside, runs
+    finished = tmp_path / "finished"
     result = await cli.run(
         "credential-process",
         "--profile",
         "base",
         "--mfa-command",
-        f"sh -c '{escape}sleep {marker} & exec sleep {marker}'",
+        f"sh -c '{escape}sh -c \"sleep {marker}; touch {finished}\" & exec sleep {marker}'",
         "--mfa-timeout",
         "2",
         mfa=False,
     )
-    elapsed = time.monotonic() - started
     assert_one_line_error(result, cli.fake, "within 2 s")
-    assert elapsed < 15, elapsed
+    assert not finished.exists()  # nothing waited for it
     left = await asyncio.to_thread(
         subprocess.run,
         ["pgrep", "-f", f"sleep {marker}"],
@@ -145,18 +146,21 @@ async def test_the_mfa_timeout_holds_when_the_command_leaves_a_process_behind(
     assert cli.fake.token_calls == []
 
 
-async def test_a_code_printed_before_a_background_process_is_taken_at_once(cli: Cli) -> None:
-    script = f"{MFA_COMMAND}; sleep 31.4159 &"
-    started = time.monotonic()
+async def test_a_code_printed_before_a_background_process_is_taken_at_once(
+    cli: Cli, tmp_path: Path
+) -> None:
+    finished = tmp_path / "finished"
+    marker = unique_sleep(31)
+    script = f'{MFA_COMMAND}; sh -c "sleep {marker}; touch {finished}" &'
     result = await cli.run(
         "credential-process", "--profile", "base", "--mfa-command", f"sh -c '{script}'", mfa=False
     )
     assert result.status == 0, result.err
-    assert time.monotonic() - started < 15
+    assert not finished.exists()  # taken at once: nothing waited for the background sleep
     assert cli.prompts == 1
     left = await asyncio.to_thread(
         subprocess.run,
-        ["pgrep", "-f", "sleep 31.4159"],
+        ["pgrep", "-f", f"sleep {marker}"],
         capture_output=True,
         text=True,
         check=False,
@@ -391,6 +395,12 @@ async def test_sigterm_to_the_server_reaches_the_child(cli: Cli, tmp_path: Path)
 
 # -- red-team review 2: the endpoint is never released while a holder of its token runs -------
 
+def unique_sleep(seconds: int) -> str:
+    """A ``sleep`` argument no other test, nor a suite running beside this one, uses: what
+    ``pgrep -f`` looks for."""
+    return f"{seconds}.{secrets.randbelow(10**6):06d}"
+
+
 LINUX_ONLY = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's prctl")
 
 #: A command that leaves a process in the background (in a session of its own, as a daemon
@@ -455,8 +465,9 @@ async def test_a_killed_tool_takes_the_command_along_and_the_port_stays_bound(
     import socket
 
     ready = tmp_path / "ready"
+    marker = unique_sleep(41)
     command = (
-        f"sleep 41.2345 & echo $$ $AWS_CONTAINER_CREDENTIALS_FULL_URI > {ready}.tmp; "
+        f"sleep {marker} & echo $$ $AWS_CONTAINER_CREDENTIALS_FULL_URI > {ready}.tmp; "
         f"mv {ready}.tmp {ready}; exec sleep 60"
     )
     argv = [sys.executable, "-m", "aio_sts_session", "exec", "--server", "--mfa-command"]
@@ -481,7 +492,7 @@ async def test_a_killed_tool_takes_the_command_along_and_the_port_stays_bound(
         with pytest.raises(OSError, match="in use"), socket.socket() as taker:
             taker.bind(("127.0.0.1", port))  # held by the background process
     finally:
-        await asyncio.to_thread(subprocess.run, ["pkill", "-f", "sleep 41.2345"], check=False)
+        await asyncio.to_thread(subprocess.run, ["pkill", "-f", f"sleep {marker}"], check=False)
 
 
 @LINUX_ONLY
