@@ -395,6 +395,7 @@ async def test_sigterm_to_the_server_reaches_the_child(cli: Cli, tmp_path: Path)
 
 # -- red-team review 2: the endpoint is never released while a holder of its token runs -------
 
+
 def unique_sleep(seconds: int) -> str:
     """A ``sleep`` argument no other test, nor a suite running beside this one, uses: what
     ``pgrep -f`` looks for."""
