@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 import pyotp  # noqa: E402
 
-from tests.fake_sts import FakeSts  # noqa: E402
+from aio_sts_session.testing import FakeSts  # noqa: E402
 
 SERIAL = "arn:aws:iam::123456789012:mfa/bench"
 KEY, SECRET = "AKIABENCHMARK0000001", "bench-secret"

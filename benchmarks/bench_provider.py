@@ -30,7 +30,7 @@ from aiobotocore.credentials import AioRefreshableCredentials
 from aiobotocore.session import AioSession
 
 from aio_sts_session import MfaRequest, SessionTokenProvider
-from tests.fake_sts import FakeSts
+from aio_sts_session.testing import FakeSts
 
 QUICK = "--quick" in sys.argv
 JSON = "--json" in sys.argv
@@ -102,7 +102,7 @@ async def main() -> None:
     source.set_credentials(KEY, SECRET)
 
     async def code(request: MfaRequest) -> str:
-        return fake.code(SERIAL)
+        return fake.totp(SERIAL)
 
     def make(**extra: Any) -> SessionTokenProvider:
         return SessionTokenProvider(

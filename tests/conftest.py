@@ -15,8 +15,7 @@ from aiobotocore.session import AioSession
 from botocore.retries import standard
 
 from aio_sts_session import MfaRequest, SessionTokenProvider
-
-from .fake_sts import FakeSts
+from aio_sts_session.testing import FakeSts, ManualClock
 
 SERIAL = "arn:aws:iam::123456789012:mfa/alice"
 ACCESS_KEY = "AKIAFAKESTSALICE0001"
@@ -24,17 +23,12 @@ SECRET_KEY = "alice-long-term-secret-key-0000000000000"
 T0 = 1_800_000_000.0  # a fixed instant: tests move the clock, never sleep
 
 
-class FakeClock:
-    """The one injected clock: wall time that tests move by hand."""
+class FakeClock(ManualClock):
+    """The one injected clock: wall time that tests move by hand (the shipped ManualClock,
+    from T0 unless told)."""
 
     def __init__(self, start: float = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+        super().__init__(start)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ LAYERS = [
     {"integrations.aiobotocore"},
     {"_engine"},
     {"_provider", "_role", "_codes"},
+    {"testing._fake_sts", "testing._clock"},
 ]  # fmt: skip
 
 

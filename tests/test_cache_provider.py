@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from aio_sts_session import EncryptedFileCache, SessionTokenProvider
+from aio_sts_session.testing import FakeSts
 
 from .conftest import SERIAL, Device, FakeClock, source_session
-from .fake_sts import FakeSts
 
 MakeProvider = Callable[..., SessionTokenProvider]
 KEY = EncryptedFileCache.generate_key()

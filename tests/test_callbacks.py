@@ -23,9 +23,9 @@ from aio_sts_session import (
     terminal_prompt,
     totp_callback,
 )
+from aio_sts_session.testing import FakeSts
 
 from .conftest import SERIAL, FakeClock
-from .fake_sts import FakeSts
 
 REQUEST = MfaRequest(serial_number=SERIAL, attempt=1, max_attempts=3, duration_seconds=3600)
 MakeProvider = Callable[..., SessionTokenProvider]

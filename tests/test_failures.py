@@ -25,6 +25,7 @@ from aio_sts_session import (
     StsUnavailableError,
 )
 from aio_sts_session._engine import HANDOVER_SECONDS
+from aio_sts_session.testing import FakeSts, Fault
 
 from .conftest import (
     ACCESS_KEY,
@@ -36,7 +37,6 @@ from .conftest import (
     provider_for_threaded_fake,
     source_session,
 )
-from .fake_sts import FakeSts, Fault
 
 MakeProvider = Callable[..., SessionTokenProvider]
 DENIED = Fault(

@@ -14,9 +14,9 @@ import pyotp
 import pytest
 
 from aio_sts_session import EncryptedFileCache
+from aio_sts_session.testing import FakeSts
 
 from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from .fake_sts import FakeSts
 
 WORKER = Path(__file__).with_name("cache_worker.py")
 

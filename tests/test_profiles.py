@@ -19,9 +19,9 @@ from aio_sts_session import (
     EncryptedFileCache,
     SessionTokenProvider,
 )
+from aio_sts_session.testing import FakeSts
 
 from .conftest import ACCESS_KEY, SECRET_KEY, SERIAL, Device, FakeClock
-from .fake_sts import FakeSts
 
 ADMIN = "arn:aws:iam::123456789012:role/admin"
 READER = "arn:aws:iam::123456789012:role/reader"

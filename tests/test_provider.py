@@ -22,9 +22,9 @@ from aio_sts_session import (
     StsUnavailableError,
 )
 from aio_sts_session._sts import SourceKeys
+from aio_sts_session.testing import FakeSts, Fault, issued_secrets
 
 from .conftest import SERIAL, T0, Device, FakeClock, provider_for_threaded_fake, source_session
-from .fake_sts import FakeSts, Fault, issued_secrets
 
 MakeProvider = Callable[..., SessionTokenProvider]
 

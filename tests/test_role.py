@@ -19,9 +19,9 @@ from aio_sts_session import (
     StsError,
 )
 from aio_sts_session._role import default_session_name
+from aio_sts_session.testing import FakeSts, Fault
 
 from .conftest import ACCESS_KEY, SERIAL, Device, FakeClock
-from .fake_sts import FakeSts, Fault
 
 MakeProvider = Callable[..., SessionTokenProvider]
 KEY = EncryptedFileCache.generate_key()

@@ -9,8 +9,7 @@ from aio_sts_session._sts import (
     classify_error,
     correct_for_skew,
 )
-
-from .fake_sts import BAD_SERIAL, INVALID_CODE
+from aio_sts_session.testing._fake_sts import BAD_SERIAL, INVALID_CODE
 
 
 @pytest.mark.parametrize(

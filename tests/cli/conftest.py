@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pytest
 
+from aio_sts_session.testing import FakeSts, issued_secrets
+
 from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL, FakeClock
-from ..fake_sts import FakeSts, issued_secrets
 
 HERE = Path(__file__).parent
 MFA_COMMAND = f"{sys.executable} {HERE / 'mfa_command.py'}"

@@ -16,9 +16,9 @@ import pytest
 
 from aio_sts_session import EncryptedFileCache
 from aio_sts_session.cli.output import credential_env, render_env
+from aio_sts_session.testing import issued_secrets
 
 from ..conftest import ACCESS_KEY, SECRET_KEY
-from ..fake_sts import issued_secrets
 
 # The command-line fixtures (the wall clock, as the CLI runs on it):
 from .conftest import MFA_COMMAND, Cli, add_from_stdin, keyring_item

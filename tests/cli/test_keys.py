@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from aio_sts_session.testing import Fault, issued_secrets
+
 from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from ..fake_sts import Fault, issued_secrets
 from .conftest import (
     BACKEND,
     CREDENTIALS,

@@ -21,9 +21,9 @@ import pytest
 
 from aio_sts_session import EncryptedFileCache
 from aio_sts_session._version import __version__
+from aio_sts_session.testing import Fault, issued_secrets
 
 from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from ..fake_sts import Fault, issued_secrets
 from .conftest import MFA_COMMAND, Cli, Result, assert_one_line_error, on_a_terminal, read_until
 
 #: What the command line must never say to a person: Python arguments, methods, expressions.

@@ -19,9 +19,10 @@ import pytest
 
 from aio_sts_session.cli.output import quote_for as _quote
 from aio_sts_session.cli.server import run_with_server
+from aio_sts_session.testing import Fault, issued_secrets
+from aio_sts_session.testing._fake_sts import NS
 
 from ..conftest import ACCESS_KEY, SECRET_KEY, SERIAL
-from ..fake_sts import NS, Fault, issued_secrets
 
 # The command-line fixtures of test_cli (the wall clock, as the CLI runs on it):
 from .conftest import MFA_COMMAND, Cli, assert_one_line_error

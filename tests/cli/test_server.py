@@ -14,9 +14,10 @@ from aiohttp import ClientSession
 
 from aio_sts_session import MfaRequest, SessionTokenProvider
 from aio_sts_session.cli.server import CredentialServer, Keeper
+from aio_sts_session.testing import FakeSts, Fault
+from aio_sts_session.testing._fake_sts import NS
 
 from ..conftest import SERIAL, T0, FakeClock
-from ..fake_sts import NS, FakeSts, Fault
 
 MakeProvider = Callable[..., SessionTokenProvider]
 

@@ -12,9 +12,9 @@ from aiobotocore.session import AioSession
 
 from aio_sts_session import ConfigurationError, SessionTokenProvider
 from aio_sts_session.integrations.aiobotocore import ProviderCredentials
+from aio_sts_session.testing import FakeSts
 
 from ..conftest import ACCESS_KEY, SECRET_KEY, T0, Device, FakeClock, source_session
-from ..fake_sts import FakeSts
 
 MakeProvider = Callable[..., SessionTokenProvider]
 

@@ -1,4 +1,5 @@
-"""A strict fake of STS, as an aiohttp app on 127.0.0.1, for what moto does not check.
+"""A strict fake of STS (and the IAM access-key calls), an aiohttp app on 127.0.0.1, for the
+tests of a program that uses aio-sts-session, and for this project's own.
 
 It verifies the SigV4 signature of every request with the caller's secret (in the region it
 serves, and refuses a request signed more than 15 minutes off its clock, as STS does), accepts
@@ -8,14 +9,14 @@ credentials that expire by the injected clock, checks session tokens on later ca
 (``GetCallerIdentity``, ``AssumeRole``), and injects faults, delays and gates on demand, for
 any action.
 
-AssumeRole is checked as STS does and moto does not: each :class:`Role` has a trust policy
-(which users, MFA required, an external id) and a ``MaxSessionDuration``; a role assumed with
-temporary credentials is capped at one hour ("role chaining"); MFA is present when the signing
-session was made with a code, or when the call itself carries a valid one.
+AssumeRole is checked as STS does: each :class:`Role` has a trust policy (which users, MFA
+required, an external id) and a ``MaxSessionDuration``; a role assumed with temporary
+credentials is capped at one hour ("role chaining"); MFA is present when the signing session
+was made with a code, or when the call itself carries a valid one.
 
 Two clocks: botocore signs with the machine's wall clock, so ``X-Amz-Date`` is checked against
 ``time.time() + server_offset``; everything about tokens and codes follows the injected clock
-(``clock() + server_offset``), which tests move.
+(``clock() + server_offset``), which tests move (:class:`~aio_sts_session.testing.ManualClock`).
 """
 
 from __future__ import annotations
@@ -30,9 +31,16 @@ import time
 import urllib.parse
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
-import pyotp
 from aiohttp import web
+
+try:
+    import pyotp
+except ImportError as exc:  # pragma: no cover - the extra is missing
+    raise ImportError(
+        "aio_sts_session.testing needs pyotp (TOTP codes): pip install 'aio-sts-session[testing]'"
+    ) from exc
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -99,15 +107,56 @@ class Call:
     signed_with_session: bool = False
 
 
+ACCOUNT = "123456789012"
+#: The IAM user and MFA device a :class:`FakeSts` has when none are given.
+DEFAULT_ACCESS_KEY = "AKIAFAKESTSEXAMPLE01"
+DEFAULT_SERIAL = f"arn:aws:iam::{ACCOUNT}:mfa/test"
+
+
+class CallLog(list["Call"]):
+    """Every request, in order; ``calls["GetSessionToken"]`` is those of one action."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return [call for call in self if call.action == key]
+        return super().__getitem__(key)
+
+
 class FakeSts:
+    """STS on 127.0.0.1, strict where it matters: an async context manager.
+
+    ``clock``: the seconds its tokens and codes follow (share a
+    :class:`~aio_sts_session.testing.ManualClock` with the provider to cross hours of refresh
+    windows in milliseconds); default the wall clock. ``users``: long-term access key id →
+    secret (default one user, :attr:`access_key_id`); ``devices``: MFA serial → TOTP secret in
+    base32 (default one device, :attr:`mfa_serial`).
+
+    Example::
+
+        async with FakeSts(clock=clock) as sts:
+            provider = SessionTokenProvider(
+                mfa_serial=sts.mfa_serial,
+                mfa_callback=lambda request: sts.code(),
+                endpoint_url=sts.url,
+                source_session=sts.source_session(),
+                clock=clock,
+            )
+            ...
+            assert len(sts.calls["GetSessionToken"]) == 1
+    """
+
     def __init__(
         self,
-        clock: Callable[[], float],
+        clock: Callable[[], float] | None = None,
         *,
-        users: dict[str, str],
-        devices: dict[str, str],
+        users: dict[str, str] | None = None,
+        devices: dict[str, str] | None = None,
     ) -> None:
-        self.clock = clock
+        self.clock: Callable[[], float] = clock if clock is not None else time.time
+        if users is None:
+            users = {DEFAULT_ACCESS_KEY: secrets.token_urlsafe(30)}
+        if devices is None:
+            devices = {DEFAULT_SERIAL: pyotp.random_base32()}
         self.users = dict(users)  # long-term access key id -> secret
         self.user_names: dict[str, str] = {}  # access key id -> IAM user name (default alice)
         self.roles: dict[str, Role] = {}
@@ -131,9 +180,67 @@ class FakeSts:
         # calls, as IAM's eventual consistency does for a few seconds.
         self.key_activation_calls = 0
         self.pending_keys: dict[str, int] = {}
-        self.calls: list[Call] = []
+        self.calls = CallLog()
         self.url = ""
         self._runner: web.AppRunner | None = None
+
+    def __repr__(self) -> str:
+        return f"FakeSts({self.url!r}, calls={len(self.calls)})"
+
+    async def __aenter__(self) -> FakeSts:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    # -- what a test of a program needs ---------------------------------------------------------
+
+    @property
+    def mfa_serial(self) -> str:
+        """The (first) MFA device's serial."""
+        return next(iter(self.devices))
+
+    @property
+    def access_key_id(self) -> str:
+        """The (first) IAM user's long-term access key id."""
+        return next(iter(self.users))
+
+    @property
+    def secret_access_key(self) -> str:
+        """The (first) IAM user's long-term secret."""
+        return self.users[self.access_key_id]
+
+    def source_session(self) -> Any:
+        """An ``AioSession`` holding the (first) user's long-term keys: the provider's
+        ``source_session``."""
+        from ..integrations.aiobotocore import new_session
+
+        session = new_session()
+        session.set_credentials(self.access_key_id, self.secret_access_key)
+        return session
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point a program (or the command line) at this fake with
+        the (first) user's long-term keys."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_ENDPOINT_URL_STS": self.url,
+            "AWS_REGION": "us-east-1",
+        }
+
+    def fail(
+        self,
+        action: str | None = "GetSessionToken",
+        *,
+        status: int = 503,
+        code: str = "ServiceUnavailable",
+        message: str = "injected fault",
+        times: int = 1,
+    ) -> None:
+        """The next ``times`` requests for ``action`` (``None``: any) fail with this error;
+        botocore retries 5xx and throttling up to four attempts in all."""
+        self.faults.extend(Fault(status, code, message, action=action) for _ in range(times))
 
     # -- test helpers -------------------------------------------------------------------------
 
@@ -149,22 +256,27 @@ class FakeSts:
             return Fault(503, "ServiceUnavailable", "random fault", action=None)
         return None
 
-    def code(self, serial: str, offset_steps: int = 0) -> str:
-        """The device's code: a phone keeps true time, which is STS's."""
-        return pyotp.TOTP(self.devices[serial]).at(self.now() + 30 * offset_steps)
+    def totp(self, serial: str | None = None, offset_steps: int = 0) -> str:
+        """The device's code for this 30-second step (or a neighbour's): a phone keeps true
+        time, which is STS's."""
+        secret = self.devices[serial or self.mfa_serial]
+        return str(pyotp.TOTP(secret).at(self.now() + 30 * offset_steps))
 
-    def fresh_code(self, serial: str) -> str:
-        """A valid code not used yet (the current step's, else a neighbour's), as a user who
-        waits for the next code would type."""
+    def code(self, serial: str | None = None) -> str:
+        """A code STS accepts now and has not seen yet (this step's, else a neighbour's), as a
+        person who waits for the next code would type it: what an MFA callback returns."""
+        serial = serial or self.mfa_serial
         for step in (0, 1, -1):
-            code = self.code(serial, step)
+            code = self.totp(serial, step)
             if (serial, code) not in self.used_codes:
                 return code
         raise AssertionError("no unused TOTP code left in the accepted window")
 
-    def wrong_code(self, serial: str) -> str:
+    fresh_code = code
+
+    def wrong_code(self, serial: str | None = None) -> str:
         """A well-formed code that the device would not accept now."""
-        valid = {self.code(serial, step) for step in (-1, 0, 1)}
+        valid = {self.totp(serial, step) for step in (-1, 0, 1)}
         return next(f"{n:06d}" for n in range(1_000_000) if f"{n:06d}" not in valid)
 
     @property
