@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names, eagerly
         totp_callback,
     )
     from ._engine import ProviderStats
+    from ._events import EventHandler, ProviderEvent
     from ._models import CachedToken, MfaCallback, MfaRequest, SessionCredentials
     from ._policy import State
     from ._provider import SessionTokenProvider, from_profile
@@ -34,6 +35,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the names, eagerly
         MfaError,
         ProviderClosedError,
         ReentrantRefreshError,
+        RefreshPendingError,
         SourceCredentialsError,
         StsError,
         StsSessionError,
@@ -48,13 +50,16 @@ _HOMES = {
     "CommandCallback": "._callbacks",
     "ConfigurationError": ".exceptions",
     "EncryptedFileCache": "._cache",
+    "EventHandler": "._events",
     "MemoryCache": "._cache",
     "MfaCallback": "._models",
     "MfaError": ".exceptions",
     "MfaRequest": "._models",
     "ProviderClosedError": ".exceptions",
+    "ProviderEvent": "._events",
     "ProviderStats": "._engine",
     "ReentrantRefreshError": ".exceptions",
+    "RefreshPendingError": ".exceptions",
     "SessionCredentials": "._models",
     "SessionTokenProvider": "._provider",
     "SourceCredentialsError": ".exceptions",
@@ -78,13 +83,16 @@ __all__ = [
     "CommandCallback",
     "ConfigurationError",
     "EncryptedFileCache",
+    "EventHandler",
     "MemoryCache",
     "MfaCallback",
     "MfaError",
     "MfaRequest",
     "ProviderClosedError",
+    "ProviderEvent",
     "ProviderStats",
     "ReentrantRefreshError",
+    "RefreshPendingError",
     "SessionCredentials",
     "SessionTokenProvider",
     "SourceCredentialsError",

@@ -7,15 +7,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
-import logging
 import math
 import os
 import stat
 import struct
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,12 +36,12 @@ from ._entry import (
     read_regular_file,
     seal_blob,
 )
+from ._log import logger
 from ._models import CachedToken, SessionCredentials
 from .exceptions import CacheLockTimeoutError, ConfigurationError
 
 __all__ = ["EncryptedFileCache", "MemoryCache", "TokenCache"]
 
-logger = logging.getLogger("aio_sts_session")
 
 _TEMPORARY_PREFIX = ".tmp-"
 #: Entries are deleted (pruned) only once expired by more than this, in this process's clock:
@@ -184,7 +184,9 @@ class EncryptedFileCache:
                 "EncryptedFileCache needs at least one key: make one with "
                 "EncryptedFileCache.generate_key() and keep it in a secret store."
             )
-        self._aeads = [AESGCM(decode_key(k)) for k in keys]
+        self._aeads: list[AESGCM] | None = [AESGCM(decode_key(k)) for k in keys]
+        self._key_loader: Callable[[], str] | None = None  # from_keyring's, until first use
+        self._loading = threading.Lock()
         if lock_timeout is not None and lock_timeout <= 0:
             raise ConfigurationError("lock_timeout must be a positive number of seconds.")
         self.lock_timeout = lock_timeout
@@ -211,14 +213,40 @@ class EncryptedFileCache:
     ) -> EncryptedFileCache:
         """A cache whose key lives in the OS keyring (macOS Keychain, Windows Credential
         Locker, Secret Service), made and stored there on first use. Needs the ``keyring``
-        package: ``pip install 'aio-sts-session[keyring]'``."""
+        package: ``pip install 'aio-sts-session[keyring]'``.
+
+        It does not block: the keyring (tens of milliseconds for a Secret Service, an unlock
+        dialog or a passphrase for some) is read at the cache's first use, in a worker thread,
+        before anyone is asked for a code; a keyring that cannot give the key is a
+        :class:`ConfigurationError` then. Safe to call from async code."""
         from ._cachekey import keyring_key
 
-        key = keyring_key(service, username)
-        return cls(directory, key=key, lock_timeout=lock_timeout)
+        cache = cls(directory, key=generate_key(), lock_timeout=lock_timeout)
+        cache._aeads = None  # read from the keyring at first use, in a worker thread
+        cache._key_loader = lambda: keyring_key(service, username)
+        return cache
 
     def __repr__(self) -> str:
-        return f"EncryptedFileCache({str(self.directory)!r}, keys={len(self._aeads)})"
+        keys = "keyring" if self._aeads is None else len(self._aeads)
+        return f"EncryptedFileCache({str(self.directory)!r}, keys={keys})"
+
+    def _ciphers(self) -> list[AESGCM]:
+        """The keys' ciphers; from_keyring's key is read here, once (blocking: call it in a
+        worker thread, as every caller here does)."""
+        aeads = self._aeads
+        if aeads is not None:
+            return aeads
+        with self._loading:
+            if self._aeads is None:
+                assert self._key_loader is not None
+                self._aeads = [AESGCM(decode_key(self._key_loader()))]
+            return self._aeads
+
+    async def _ready(self) -> None:
+        """Read from_keyring's key now, off the event loop, so that a keyring that cannot
+        give it is an error before anyone is asked for a code (``lock`` comes first)."""
+        if self._aeads is None:
+            await asyncio.to_thread(self._ciphers)
 
     # -- paths ---------------------------------------------------------------------------------
 
@@ -294,11 +322,11 @@ class EncryptedFileCache:
     # -- encryption ----------------------------------------------------------------------------
 
     def _seal(self, key: str, token: CachedToken) -> bytes:
-        return seal_blob(self._aeads[0], key, token.expires_at, _token_to_dict(token))
+        return seal_blob(self._ciphers()[0], key, token.expires_at, _token_to_dict(token))
 
     def _open(self, key: str, blob: bytes) -> CachedToken:
         """Decrypt an entry or raise ValueError saying what is wrong with it."""
-        data = open_blob(self._aeads, key, blob)
+        data = open_blob(self._ciphers(), key, blob)
         try:
             return _token_from_dict(data)
         except (ValueError, KeyError, TypeError) as exc:
@@ -406,6 +434,7 @@ class EncryptedFileCache:
 
     async def load(self, key: str) -> CachedToken | None:
         """The token stored under ``key``, or ``None`` (missing, unreadable or expired)."""
+        await self._ready()
         remembered = await self._memory.load(key)  # written here while the disk refused it
         if not self._ensure_directory():
             return remembered
@@ -495,6 +524,7 @@ class EncryptedFileCache:
     @contextlib.asynccontextmanager
     async def lock(self, key: str, timeout: float) -> AsyncIterator[None]:
         """Hold while refreshing ``key``: one holder at a time; ``timeout`` seconds at most."""
+        await self._ready()
         if not self._writable():
             async with self._memory.lock(key, timeout):
                 yield

@@ -8,11 +8,12 @@ to the next call instead of asking again.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 from ._clock import Clock
+from ._events import report_mfa_requested
+from ._log import logger
 from ._mfa import ask_for_code, normalise_code
 from ._models import MfaCallback, MfaRequest
 from ._sts import CodeRejected
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CODE_REUSE_SECONDS", "CodeAsker"]
 
-logger = logging.getLogger("aio_sts_session")
 
 #: A code STS never saw (the call failed before STS could judge it) is offered again for this
 #: long after it was typed, instead of asking the human again. TOTP codes live 30 s.
@@ -92,6 +92,7 @@ class CodeAsker:
                     profile=self.profile,
                 )
                 stats.prompts += 1
+                report_mfa_requested()
                 logger.info(
                     "Asking for an MFA code for %s%s (attempt %d/%d, %s).",
                     self.serial,

@@ -11,6 +11,7 @@ from .exceptions import ConfigurationError
 
 __all__ = [
     "CHAINING_CAP",
+    "DEFAULT_MFA_TIMEOUT",
     "MAX_DURATION",
     "MIN_DURATION",
     "ROLE_MAX_DURATION",
@@ -20,6 +21,7 @@ __all__ = [
     "validate",
     "validate_endpoint",
     "validate_role",
+    "validate_service_options",
     "validate_windows",
 ]
 
@@ -43,11 +45,13 @@ class SessionSettings:
     prefetch_seconds: float = 300
     stale_seconds: float = 60
     mfa_attempts: int = 3
-    mfa_timeout: float | None = None
+    mfa_timeout: float | None = 300.0  # DEFAULT_MFA_TIMEOUT
     region_name: str | None = None
     endpoint_url: str | None = None
     fallback_region: str | None = None
     profile: str | None = None
+    max_wait: float | None = None
+    on_event: object = None
 
 
 def validate(settings: SessionSettings) -> None:
@@ -87,6 +91,29 @@ def validate(settings: SessionSettings) -> None:
             f"mfa_timeout must be a positive number of seconds or None, got {quote(mfa_timeout)}."
         )
     validate_endpoint(settings.endpoint_url)
+    validate_service_options(settings.max_wait, settings.on_event)
+
+
+#: A code is waited for this long by default: nothing waits for a person for ever unless asked
+#: (``mfa_timeout=None``). Five minutes: enough to find a phone, or for an approver to answer.
+DEFAULT_MFA_TIMEOUT = 300.0
+
+
+def validate_service_options(max_wait: object, on_event: object) -> None:
+    """``max_wait`` (seconds a caller waits for a refresh, or ``None``) and ``on_event``."""
+    if max_wait is not None and not (
+        isinstance(max_wait, (int, float))
+        and not isinstance(max_wait, bool)
+        and 0 < max_wait < math.inf
+    ):
+        raise ConfigurationError(
+            f"max_wait must be a positive number of seconds or None, got {quote(max_wait)}."
+        )
+    if on_event is not None and not callable(on_event):
+        raise ConfigurationError(
+            f"on_event must be a function taking a ProviderEvent (plain or async), got "
+            f"{type(on_event).__name__}."
+        )
 
 
 def validate_windows(prefetch_seconds: object, stale_seconds: object) -> None:

@@ -17,23 +17,25 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as _dt
-import logging
 import math
 import random
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from . import _policy
 from ._cache import TokenCache
 from ._clock import Clock
-from ._flight import Flight, FlightSlot
-from ._models import CachedToken, SessionCredentials
+from ._events import EventHandler, FailureLog, Reporter
+from ._flight import Flight, FlightLost, FlightSlot
+from ._log import logger
+from ._models import AttachableSession, CachedToken, SessionCredentials
 from ._policy import Action, RefreshKind, State, Windows
 from ._sts import KeysChanged
 from .exceptions import (
     CacheLockTimeoutError,
     ProviderClosedError,
+    RefreshPendingError,
     SourceCredentialsError,
     StsError,
     StsSessionError,
@@ -46,9 +48,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CredentialSource", "Plan", "ProviderStats", "RefreshEngine", "Snapshot"]
 
-logger = logging.getLogger("aio_sts_session")
 
-SessionT = TypeVar("SessionT")
+SessionT = TypeVar("SessionT", bound=AttachableSession)
 
 
 @dataclasses.dataclass
@@ -139,6 +140,8 @@ class RefreshEngine:
         lock_timeout: float,
         stats: ProviderStats | None = None,
         jitter: Callable[[], float] = random.random,
+        max_wait: float | None = None,
+        on_event: EventHandler | None = None,
     ) -> None:
         self._source = source
         self._cache = cache
@@ -152,6 +155,10 @@ class RefreshEngine:
         self._slot = FlightSlot()
         self._attached_credentials = _aiobotocore.ProviderCredentials(self)
         self._closed = False
+        self._max_wait = max_wait
+        self._on_event = on_event
+        self._handler_failures = FailureLog()
+        self._keepers: set[asyncio.Task[None]] = set()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else self.state().value
@@ -170,36 +177,59 @@ class RefreshEngine:
         # decision is due, so fresh is set whenever the comparison holds).
         if self._clock() < self._serve_until:
             return self._fresh  # type: ignore[return-value]
-        served = self._decide()
-        if isinstance(served, SessionCredentials):
-            return served
-        in_hand = self._valid_token()
-        if in_hand is not None:  # the stale window: never wait past what is in hand
-            return await self._wait_until_handover(served, in_hand)
-        return (await served).credentials
+        while True:
+            served = self._decide()
+            if isinstance(served, SessionCredentials):
+                return served
+            try:
+                return await self._wait(*served, in_hand=self._valid_token())
+            except FlightLost:
+                continue  # the loop that ran the refresh ended first: decide again, here
 
-    async def _wait_until_handover(
-        self, served: asyncio.Future[CachedToken], in_hand: CachedToken
+    async def _wait(
+        self, flight: Flight, served: asyncio.Future[CachedToken], *, in_hand: CachedToken | None
     ) -> SessionCredentials:
-        """Wait for the refresh in flight, but hand out the credentials in hand, still valid,
-        rather than wait until they expire (STS hanging: connect and read timeouts, four
-        attempts). The refresh goes on for the next caller."""
-        timeout = in_hand.expires_at - HANDOVER_SECONDS - self._clock()
-        if timeout <= 0:  # the margin is already reached: what is in hand, at once
-            if served.done() and not served.cancelled() and served.exception() is None:
-                return served.result().credentials  # the refresh ended eagerly
-            served.cancel()  # only this caller's wait; the refresh goes on
-            return in_hand.credentials
+        """Wait for the refresh in flight, but never past ``max_wait`` (then
+        :class:`RefreshPendingError`), nor past the hand-over margin of valid credentials in
+        hand (then those: STS hanging through its connect and read timeouts must not outlast
+        them). The refresh goes on for the next caller either way."""
+        handover = None
+        if in_hand is not None:
+            handover = in_hand.expires_at - HANDOVER_SECONDS - self._clock()
+            if handover <= 0:  # the margin is already reached: what is in hand, at once
+                if served.done() and not served.cancelled() and served.exception() is None:
+                    return served.result().credentials  # the refresh ended eagerly
+                served.cancel()  # only this caller's wait; the refresh goes on
+                return in_hand.credentials
+        limits = [t for t in (handover, self._max_wait) if t is not None]
         try:
-            return (await asyncio.wait_for(served, timeout)).credentials
+            return (await flight.result(served, min(limits) if limits else None)).credentials
         except asyncio.TimeoutError:
-            logger.info(
-                "The refresh of %s is taking long; serving the current credentials (%.0f s "
-                "left) meanwhile.",
-                self._source.describe(),
-                in_hand.expires_at - self._clock(),
-            )
-            return in_hand.credentials
+            if (
+                in_hand is not None
+                and handover is not None
+                and handover <= (self._max_wait if self._max_wait is not None else math.inf)
+            ):
+                if not flight.slow_noted:
+                    flight.slow_noted = True  # once per refresh, not once per waiting caller
+                    logger.info(
+                        "The refresh of %s is taking long; serving the current credentials "
+                        "(%.0f s left) meanwhile.",
+                        self._source.describe(),
+                        in_hand.expires_at - self._clock(),
+                    )
+                return in_hand.credentials
+            raise self._pending_error(flight) from None
+
+    def _pending_error(self, flight: Flight) -> RefreshPendingError:
+        return RefreshPendingError(
+            f"A refresh of {self._source.describe()} ({flight.reason}) has taken more than "
+            f"max_wait={self._max_wait:g} s (it may be waiting for an MFA code); this caller "
+            "stops waiting.",
+            hint="The refresh goes on: a later call gets its credentials. Raise max_wait to "
+            "wait longer, or call keep_fresh() so that renewals happen before anyone waits.",
+            topic="refresh.pending",
+        )
 
     async def refresh(self, *, rejected: SessionCredentials | None = None) -> SessionCredentials:
         """Get new credentials now, whatever the state and the backoff (joins a refresh already
@@ -219,12 +249,51 @@ class RefreshEngine:
             and current.expires_at > self._clock()
         ):
             return current.credentials
-        flight = self._slot.current()
-        if flight is None:
-            if rejected is None and current is not None:
-                rejected = current.credentials  # "new" means: not the ones in hand
-            flight = self._start(RefreshKind.FORCED, rejected)
-        return (await flight.wait()).credentials
+        if rejected is None and current is not None:
+            rejected = current.credentials  # "new" means: not the ones in hand
+        while True:
+            flight = self._start(RefreshKind.FORCED, rejected)  # or join the one in flight
+            try:
+                return (await flight.result(flight.wait(), self._max_wait)).credentials
+            except FlightLost:
+                continue
+            except asyncio.TimeoutError:
+                raise self._pending_error(flight) from None
+
+    async def _renew(self) -> None:
+        """Renew now as the prefetch window would (the first credentials, if there are
+        none), joining a refresh in flight; raises if it fails. What :meth:`keep_fresh`
+        runs."""
+        self._check_open()
+        while True:
+            kind = RefreshKind.PREFETCH if self._snap.token is not None else RefreshKind.BLOCKING
+            flight = self._start(kind, None)
+            try:
+                await flight.result(flight.wait(), None)
+                return
+            except FlightLost:
+                continue
+
+    def keep_fresh(self) -> asyncio.Task[None]:
+        """Renew this provider's credentials before anyone asks: its first credentials now,
+        then a renewal when each credential's prefetch window opens (a role's and the MFA
+        session's beneath it, each on its own schedule), and again after a backoff when one
+        fails. Returns the task (on the running loop); :meth:`close` cancels it. With a
+        clock that has an ``async sleep`` (the test kit's :class:`ManualClock`), it sleeps on
+        that clock."""
+        self._check_open()
+        from ._keeper import Keeper
+
+        sleep = getattr(self._clock, "sleep", None) or asyncio.sleep
+        keeper = Keeper(self._chain_members(), self._clock, sleep)
+        task = asyncio.get_running_loop().create_task(keeper.run())
+        self._keepers.add(task)
+        task.add_done_callback(self._keepers.discard)
+        return task
+
+    def _chain_members(self) -> list[RefreshEngine]:
+        """This provider and those its credentials are made from (a role's: its source)."""
+        return [self]
 
     async def prepare(self) -> None:
         """Check what can be checked without a prompt, and warm up (see the provider's doc).
@@ -259,7 +328,11 @@ class RefreshEngine:
         """Cancel any refresh in flight and close the STS client. Idempotent."""
         self._closed = True
         self._set(Snapshot())  # the fast path must see the close
+        for keeper in list(self._keepers):
+            keeper.cancel()
+        await asyncio.gather(*self._keepers, return_exceptions=True)
         await self._slot.cancel()
+        await self._handler_failures.close()
         await self._source.close()
 
     async def __aenter__(self) -> Self:
@@ -302,7 +375,7 @@ class RefreshEngine:
         ends; ``None`` before the first refresh."""
         snap = self._snap
         if snap.token is None:
-            return None
+            return snap.retry_at if snap.failures else None
         due = snap.token.expires_at - snap.windows.prefetch
         return max(due, snap.retry_at) if snap.failures else due
 
@@ -313,16 +386,19 @@ class RefreshEngine:
         flight = self._slot.current()
         if flight is not None:
             with contextlib.suppress(Exception):
-                await flight.wait()
+                await flight.result(flight.wait(), None)
 
     # -- deciding ------------------------------------------------------------------------------
 
     def _set(self, snap: Snapshot) -> None:
         """Replace the state whole. The fast path reads two plain attributes, copies of the
         snapshot's, written here only (an attribute lookup fewer per call: see Benchmarks)."""
+        # Callers of other threads read these two without a lock: the fast path is shut first
+        # and opened last, so it never pairs a new deadline with old credentials.
+        self._serve_until = -math.inf
         self._snap = snap
-        self._serve_until = snap.serve_until
         self._fresh = snap.fresh
+        self._serve_until = snap.serve_until
 
     def _check_open(self) -> None:
         if self._closed:
@@ -331,15 +407,16 @@ class RefreshEngine:
                 "while clients still use it)."
             )
 
-    def _decide(self) -> SessionCredentials | asyncio.Future[CachedToken]:
+    def _decide(self) -> SessionCredentials | tuple[Flight, asyncio.Future[CachedToken]]:
         """The slow path of :meth:`credentials`: the credentials a caller may have at once,
-        or a future to wait on. Synchronous, so serving costs no extra coroutine."""
+        or the flight and a future to wait on. Synchronous, so serving costs no extra
+        coroutine."""
         self._check_open()
         snap = self._snap
         flight = self._slot.current()
         token = snap.token
         if token is None and flight is not None:
-            return flight.wait(fallback=True)  # a herd of first callers: nothing to decide
+            return flight, flight.wait(fallback=True)  # a herd of first callers
         now = self._clock()
         decision = _policy.decide(
             now,
@@ -358,8 +435,8 @@ class RefreshEngine:
         if action is Action.FAIL:
             raise self._backoff_error(snap, now)
         if flight is None:
-            flight = self._start(RefreshKind.BLOCKING, None)
-        return flight.wait(fallback=True)
+            flight = self._start(RefreshKind.BLOCKING, None)  # or join one started meanwhile
+        return flight, flight.wait(fallback=True)
 
     def _backoff_error(self, snap: Snapshot, now: float) -> BaseException:
         """The last failure again, for a caller arriving during the backoff (a new instance
@@ -381,11 +458,16 @@ class RefreshEngine:
         return again
 
     def _start(self, kind: RefreshKind, rejected: SessionCredentials | None) -> Flight:
+        """The refresh in flight, or a new one of ``kind`` (on any loop or thread, one)."""
+        reason = kind.value
+        if kind is RefreshKind.BLOCKING:
+            reason = "initial" if self._snap.token is None else "stale"
         return self._slot.start(
-            lambda: self._refresh(kind, rejected),
+            lambda: self._refresh(kind, rejected, reason),
             self._flight_done,
             kind=kind,
             fallback=self._valid_token,
+            reason=reason,
         )
 
     def _valid_token(self) -> CachedToken | None:
@@ -396,7 +478,26 @@ class RefreshEngine:
 
     # -- refreshing ----------------------------------------------------------------------------
 
-    async def _refresh(self, kind: RefreshKind, rejected: SessionCredentials | None) -> CachedToken:
+    async def _refresh(
+        self, kind: RefreshKind, rejected: SessionCredentials | None, reason: str
+    ) -> CachedToken:
+        reporter = Reporter(
+            self._on_event, reason, self._source.describe(), failures=self._handler_failures
+        )
+        with reporter.running():
+            try:
+                token, source = await self._refresh_keys_changed(kind, rejected)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                reporter.failed(exc)
+                raise
+            reporter.refreshed(source, token.credentials.expiration)
+            return token
+
+    async def _refresh_keys_changed(
+        self, kind: RefreshKind, rejected: SessionCredentials | None
+    ) -> tuple[CachedToken, Literal["sts", "cache"]]:
         try:
             return await self._refresh_planned(kind, rejected)
         except KeysChanged as exc:
@@ -417,7 +518,7 @@ class RefreshEngine:
 
     async def _refresh_planned(
         self, kind: RefreshKind, rejected: SessionCredentials | None
-    ) -> CachedToken:
+    ) -> tuple[CachedToken, Literal["sts", "cache"]]:
         plan = await self._source.plan()  # validates everything before any prompt
         async with self._cache.lock(plan.cache_key, self._lock_timeout):
             cached = await self._cache.load(plan.cache_key)
@@ -428,7 +529,7 @@ class RefreshEngine:
                     self._source.describe(),
                     _when(cached.expires_at),
                 )
-                return cached
+                return cached, "cache"
             logger.debug("Refreshing credentials for %s (%s).", self._source.describe(), kind.value)
             token = await plan.fetch()
             logger.info(
@@ -444,7 +545,7 @@ class RefreshEngine:
                     "machine's clock: check the system clock (and any proxy in front of STS)."
                 )
             await self._cache.store(plan.cache_key, token)
-            return token
+            return token, "sts"
 
     def _usable(
         self, cached: CachedToken, kind: RefreshKind, rejected: SessionCredentials | None

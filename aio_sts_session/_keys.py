@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import re
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._entry import make_private_directory, read_regular_file, write_private_file
+from ._log import logger
 from ._text import quote
 from .exceptions import ConfigurationError, SourceCredentialsError
 
@@ -41,7 +41,6 @@ __all__ = [
     "usable_backend",
 ]
 
-logger = logging.getLogger("aio_sts_session")
 
 SERVICE = "aio-sts-session"
 _LEGACY = re.compile(r"[^\w.@+=,-]")

@@ -5,9 +5,15 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 from collections.abc import Awaitable
-from typing import Protocol, Union
+from typing import Any, Protocol, Union
 
-__all__ = ["CachedToken", "MfaCallback", "MfaRequest", "SessionCredentials"]
+__all__ = [
+    "AttachableSession",
+    "CachedToken",
+    "MfaCallback",
+    "MfaRequest",
+    "SessionCredentials",
+]
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -88,6 +94,16 @@ class MfaCallback(Protocol):
     """
 
     def __call__(self, request: MfaRequest, /) -> Union[str, Awaitable[str]]: ...  # noqa: UP007
+
+
+class AttachableSession(Protocol):
+    """What ``attach()`` and ``source_session=`` take: an aiobotocore ``AioSession`` or an
+    ``aioboto3.Session`` (a botocore ``Session`` too, as a ``source_session``: its keys and
+    configuration only). A structural type, so it needs neither package to type-check."""
+
+    def get_credentials(self) -> Any: ...
+
+    def get_available_services(self) -> Any: ...
 
 
 @dataclasses.dataclass(frozen=True, repr=False)

@@ -37,7 +37,16 @@ _SESSION_OPTIONS = frozenset(
     {"mfa_serial", "session_duration_seconds", "mfa_attempts", "mfa_timeout"}
 )
 _SHARED_OPTIONS = frozenset(
-    {"region_name", "endpoint_url", "sts_config", "clock", "prefetch_seconds", "stale_seconds"}
+    {
+        "region_name",
+        "endpoint_url",
+        "sts_config",
+        "clock",
+        "prefetch_seconds",
+        "stale_seconds",
+        "max_wait",
+        "on_event",
+    }
 )
 _ROLE_OPTIONS = frozenset({"duration_seconds", "role_session_name", "external_id"})
 #: Root-profile settings that are a source of credentials this library does not take.
@@ -276,7 +285,11 @@ def split_options(overrides: dict[str, Any], has_roles: bool) -> tuple[dict[str,
             f"{', '.join(sorted(_SESSION_OPTIONS | _SHARED_OPTIONS | _ROLE_OPTIONS))}."
         )
     session = {k: v for k, v in overrides.items() if k in _SESSION_OPTIONS | _SHARED_OPTIONS}
-    shared = {k: v for k, v in overrides.items() if k in ("prefetch_seconds", "stale_seconds")}
+    shared = {
+        k: v
+        for k, v in overrides.items()
+        if k in ("prefetch_seconds", "stale_seconds", "max_wait", "on_event")
+    }
     role = {k: v for k, v in overrides.items() if k in _ROLE_OPTIONS}
     if not has_roles:
         if "duration_seconds" in role:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING, Any, Union
 
 from . import _botoconfig
@@ -11,9 +10,10 @@ from ._cache import MemoryCache, TokenCache
 from ._callbacks import command_callback
 from ._clock import Clock, system_clock
 from ._codes import CodeAsker
-from ._config import SessionSettings, check_serial, validate
+from ._config import DEFAULT_MFA_TIMEOUT, SessionSettings, check_serial, validate
 from ._engine import Plan, ProviderStats
-from ._models import CachedToken, MfaCallback
+from ._log import logger
+from ._models import AttachableSession, CachedToken, MfaCallback
 from ._profiles import ProfileChain, read_chain, split_options
 from ._role import AssumeRoleProvider, RoleHolder
 from ._sts import (
@@ -23,22 +23,20 @@ from ._sts import (
     serial_account,
 )
 from ._text import quote
-from .exceptions import ConfigurationError, MfaError
+from .exceptions import ConfigurationError, SourceCredentialsError
 from .integrations import aiobotocore as _aiobotocore
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    import aioboto3
-    from aiobotocore.session import AioSession
+    from botocore.config import Config
 
-    SourceSession = Union[AioSession, aioboto3.Session]  # noqa: UP007
+    from ._events import EventHandler
 
 __all__ = ["ProviderStats", "SessionTokenProvider", "build", "from_profile"]
 
 Provider = Union["SessionTokenProvider", AssumeRoleProvider]
 
-logger = logging.getLogger("aio_sts_session")
 
 #: Waiting for another process's refresh: longer than any MFA prompt it may be showing.
 DEFAULT_PROMPT_BOUND = 300.0
@@ -63,7 +61,13 @@ class SessionTokenProvider(RoleHolder):
       sections, ``sts_regional_endpoints``, ``ca_bundle``, proxies).
     - ``cache``: a :class:`TokenCache`, e.g. :class:`EncryptedFileCache`; default memory.
     - ``prefetch_seconds`` (300), ``stale_seconds`` (60): the refresh windows.
-    - ``mfa_attempts`` (3), ``mfa_timeout`` (none): codes per refresh, seconds per code.
+    - ``mfa_attempts`` (3), ``mfa_timeout`` (300): codes per refresh, seconds per code
+      (``None``: wait for a person for ever).
+    - ``max_wait`` (none): seconds a caller waits for a refresh in flight before it gets
+      :class:`RefreshPendingError` (the refresh goes on); ``None``: as long as the refresh
+      takes, which ``mfa_timeout`` bounds.
+    - ``on_event``: a function (plain or async) receiving a :class:`ProviderEvent` for each
+      step of a refresh.
     - ``sts_config``: a botocore ``Config`` merged over ours; ``clock``: wall-clock seconds.
 
     Construction validates every argument (:class:`ConfigurationError`) and does no I/O.
@@ -77,15 +81,17 @@ class SessionTokenProvider(RoleHolder):
         mfa_serial: str | None = None,
         mfa_callback: MfaCallback | None = None,
         duration_seconds: int = 43200,
-        source_session: SourceSession | None = None,
+        source_session: AttachableSession | None = None,
         region_name: str | None = None,
         endpoint_url: str | None = None,
         cache: TokenCache | None = None,
         prefetch_seconds: float = 300,
         stale_seconds: float = 60,
         mfa_attempts: int = 3,
-        mfa_timeout: float | None = None,
-        sts_config: Any | None = None,
+        mfa_timeout: float | None = DEFAULT_MFA_TIMEOUT,
+        max_wait: float | None = None,
+        on_event: EventHandler | None = None,
+        sts_config: Config | None = None,
         clock: Clock | None = None,
     ) -> None:
         settings = SessionSettings(
@@ -98,6 +104,8 @@ class SessionTokenProvider(RoleHolder):
             mfa_timeout=mfa_timeout,
             region_name=region_name,
             endpoint_url=endpoint_url,
+            max_wait=max_wait,
+            on_event=on_event,
         )
         self._setup(settings, source_session, cache, sts_config, clock)
 
@@ -163,6 +171,8 @@ class SessionTokenProvider(RoleHolder):
             lock_timeout=(settings.mfa_timeout or DEFAULT_PROMPT_BOUND) * settings.mfa_attempts
             + 60.0,
             stats=stats,
+            max_wait=settings.max_wait,
+            on_event=settings.on_event,  # type: ignore[arg-type]
         )
         self._sts = source.sts
         self._root_source = source
@@ -224,6 +234,7 @@ class _SessionTokenSource:
         self.identity_arn: str | None = None  # the IAM user, once STS confirmed the keys
         self._verified_keys: set[str] = set()
         self._secrets: dict[str, SourceKeys] = {}  # secrets read from the keyring, by key id
+        self._refused: dict[str, ConfigurationError] = {}  # keys of another account's device
         self._verify_lock: tuple[asyncio.Lock, asyncio.AbstractEventLoop] | None = None
 
     def describe(self) -> str:
@@ -317,6 +328,8 @@ class _SessionTokenSource:
             if loaded is None:
                 loaded = self._secrets[keys.access_key_id] = await keys.with_secret()
             keys = loaded
+        if keys.access_key_id in self._refused:
+            raise self._refused[keys.access_key_id]
         client = await self.sts.get(keys)
         if self.serial is None or keys.access_key_id in self._verified_keys:
             return client
@@ -329,11 +342,15 @@ class _SessionTokenSource:
             account, arn = await call_get_caller_identity(client, key_id=keys.access_key_id)
             expected = serial_account(self.serial)
             if expected and account and expected != account:
-                raise MfaError(
+                # A configuration that can never work: refused before anyone is asked, and
+                # again at once (no STS call) until the configuration changes.
+                refusal = ConfigurationError(
                     f"mfa_serial {self.serial} belongs to account {expected}, but the long-term "
                     f"key {keys.access_key_id} is of account {account}: use the MFA device of "
                     "the IAM user whose keys sign the request."
                 )
+                self._refused[keys.access_key_id] = refusal
+                raise refusal
             self.identity_arn = arn or None
             self._verified_keys.add(keys.access_key_id)
         return client
@@ -343,15 +360,19 @@ class _SessionTokenSource:
         self._verified_keys.discard(keys.access_key_id)
 
     async def _fetch(self, keys: SourceKeys, asker: CodeAsker | None) -> CachedToken:
-        client = await self.client_for(keys)
-        if asker is None:
-            return await self._call(client, keys, None)
-        return await asker.run(
-            lambda code: self._call(client, keys, code),
-            duration=self.duration,
-            stats=self._stats,
-            on_unjudged=lambda: self.unjudged(keys),
-        )
+        try:
+            client = await self.client_for(keys)
+            if asker is None:
+                return await self._call(client, keys, None)
+            return await asker.run(
+                lambda code: self._call(client, keys, code),
+                duration=self.duration,
+                stats=self._stats,
+                on_unjudged=lambda: self.unjudged(keys),
+            )
+        except SourceCredentialsError:
+            self.sources.forget()  # refused: look for the keys again next time
+            raise
 
     async def _call(self, client: Any, keys: SourceKeys, code: str | None) -> CachedToken:
         self._stats.sts_calls += 1

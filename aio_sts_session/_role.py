@@ -16,25 +16,32 @@ from __future__ import annotations
 
 import dataclasses
 import getpass
-import logging
 import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._cache import TokenCache
 from ._clock import Clock
-from ._config import CHAINING_CAP, validate_endpoint, validate_role, validate_windows
+from ._config import (
+    CHAINING_CAP,
+    validate_endpoint,
+    validate_role,
+    validate_service_options,
+    validate_windows,
+)
 from ._engine import Plan, ProviderStats, RefreshEngine
+from ._log import logger
 from ._models import CachedToken, SessionCredentials
 from ._sts import RoleCall, SessionExpired, SourceKeys, call_assume_role
 from .exceptions import ConfigurationError, StsError
 
 if TYPE_CHECKING:
+    from botocore.config import Config
+
     from ._codes import CodeAsker
+    from ._events import EventHandler
     from .integrations.aiobotocore import SourceResolver, StsClientFactory
 
 __all__ = ["AssumeRoleProvider", "RoleHolder", "SessionRoot", "default_session_name"]
-
-logger = logging.getLogger("aio_sts_session")
 
 
 class SessionRoot(Protocol):
@@ -91,6 +98,16 @@ class RoleHolder(RefreshEngine):
 ParentProvider = RoleHolder
 
 
+class Inherit:
+    """A role's ``max_wait``/``on_event`` default: its source provider's."""
+
+    def __repr__(self) -> str:
+        return "INHERIT"
+
+
+INHERIT = Inherit()
+
+
 def default_session_name() -> str:
     """A stable ``RoleSessionName`` (it is part of the cache entry key, so it must be the same
     in every process): ``aio-sts-session-<login name>``, shown in CloudTrail."""
@@ -115,7 +132,8 @@ class AssumeRoleProvider(RoleHolder):
     - ``role_session_name``: default ``aio-sts-session-<login name>``, the same in every
       process (it is part of the cache entry key); ``external_id``: as the trust policy says.
     - ``region_name``, ``endpoint_url``, ``cache``, ``clock``, ``sts_config``: the source's
-      unless given; ``prefetch_seconds`` (300), ``stale_seconds`` (60).
+      unless given; ``prefetch_seconds`` (300), ``stale_seconds`` (60); ``max_wait`` and
+      ``on_event``: the source's unless given.
 
     ``close()`` closes this provider's STS client, not the source (which other roles may
     share), unless the source was made for it (by :func:`from_profile`).
@@ -137,14 +155,21 @@ class AssumeRoleProvider(RoleHolder):
         cache: TokenCache | None = None,
         prefetch_seconds: float = 300,
         stale_seconds: float = 60,
-        sts_config: Any | None = None,
+        sts_config: Config | None = None,
         clock: Clock | None = None,
+        max_wait: float | Inherit | None = INHERIT,
+        on_event: EventHandler | Inherit | None = INHERIT,
         _owns_source: bool = False,
     ) -> None:
         session_name = role_session_name or default_session_name()
         validate_role(role_arn, duration_seconds, session_name, external_id)
         validate_windows(prefetch_seconds, stale_seconds)
         validate_endpoint(endpoint_url)
+        if isinstance(max_wait, Inherit):
+            max_wait = getattr(source, "_max_wait", None)
+        if isinstance(on_event, Inherit):
+            on_event = getattr(source, "_on_event", None)
+        validate_service_options(max_wait, on_event)
         if not isinstance(source, RoleHolder):
             raise ConfigurationError(
                 f"source must be a SessionTokenProvider or an AssumeRoleProvider, got "
@@ -194,8 +219,13 @@ class AssumeRoleProvider(RoleHolder):
             stale_seconds=stale_seconds,
             lock_timeout=source._lock_timeout + 60.0,
             stats=stats,
+            max_wait=max_wait,
+            on_event=on_event,
         )
         self._sts = role_source.sts
+
+    def _chain_members(self) -> list[RefreshEngine]:
+        return [self, *self.source._chain_members()]
 
     async def close(self) -> None:
         """Cancel any refresh in flight and close this provider's STS client (and its source

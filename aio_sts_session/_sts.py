@@ -12,7 +12,6 @@ import dataclasses
 import datetime as _dt
 import email.utils
 import enum
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.parsers import ResponseParserError
 
 from ._clock import Clock
+from ._log import logger
 from ._models import CachedToken, SessionCredentials
 from ._text import first_line, quote
 from .exceptions import (
@@ -48,7 +48,6 @@ __all__ = [
     "serial_account",
 ]
 
-logger = logging.getLogger("aio_sts_session")
 
 #: Below this many seconds a difference between our clock and STS's ``Date`` is noise
 #: (``Date`` has one-second resolution).

@@ -10,6 +10,8 @@ The hierarchy::
     ├── StsError                        GetSessionToken failed (botocore error as __cause__)
     │   └── StsUnavailableError         throttling, 5xx or network after botocore's retries
     ├── CacheLockTimeoutError           another process held the cache lock too long
+    ├── RefreshPendingError             a caller waited max_wait seconds for a refresh (one
+    │                                   waiting for a person, say); the refresh goes on
     ├── ReentrantRefreshError           credentials asked for from inside their own refresh
     │                                   (e.g. by the MFA callback through the attached session)
     └── ProviderClosedError             the provider was used after close()
@@ -30,6 +32,7 @@ __all__ = [
     "MfaError",
     "ProviderClosedError",
     "ReentrantRefreshError",
+    "RefreshPendingError",
     "SourceCredentialsError",
     "StsError",
     "StsSessionError",
@@ -80,6 +83,11 @@ class StsUnavailableError(StsError):
 
 class CacheLockTimeoutError(StsSessionError):
     """Waited too long for another process holding the credential cache lock."""
+
+
+class RefreshPendingError(StsSessionError):
+    """A caller waited ``max_wait`` seconds for a refresh in flight (one waiting for an MFA
+    code, say) and gave up: the refresh goes on, and a later call gets its result."""
 
 
 class ReentrantRefreshError(StsSessionError):

@@ -13,12 +13,12 @@ PAGE = PACKAGE.parent / "docs" / "explanation" / "architecture.md"
 
 #: The layers, bottom up (docs/explanation/architecture.md).
 LAYERS = [
-    {"exceptions", "_models", "_clock", "_text", "_procs", "_version"},
+    {"exceptions", "_models", "_clock", "_text", "_procs", "_log", "_version"},
     {"_policy"},
     {"_flight", "_cache", "_entry", "_cachekey", "_keys", "_profiles", "_botoconfig", "_sts",
      "_mfa", "_callbacks", "_config"},
     {"integrations.aiobotocore"},
-    {"_engine"},
+    {"_engine", "_keeper", "_events"},
     {"_provider", "_role", "_codes"},
     {"testing._fake_sts", "testing._clock"},
 ]  # fmt: skip

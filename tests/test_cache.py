@@ -329,17 +329,47 @@ async def test_key_from_the_os_keyring_is_made_once_then_reused(
     assert await second.load(KEY_A) == token(expires_at=9e9)
 
 
-def test_keyring_without_a_backend_is_a_configuration_error(tmp_path: Path) -> None:
+async def test_keyring_without_a_backend_is_a_configuration_error_before_any_prompt(
+    tmp_path: Path,
+) -> None:
+    """``from_keyring`` reads the keyring at the cache's first use, in a worker thread (it no
+    longer blocks the event loop when called from async code): ``lock``, which a refresh takes
+    before anyone is asked for a code, is where a keyring without a backend is reported."""
+    import threading
+
     keyring = pytest.importorskip("keyring")
     from keyring.backends.fail import Keyring as NoBackend
 
     previous = keyring.get_keyring()
     keyring.set_keyring(NoBackend())
     try:
+        cache = EncryptedFileCache.from_keyring(tmp_path / "k")  # reads nothing yet
+        assert "keys=keyring" in repr(cache)
         with pytest.raises(ConfigurationError, match="keyring backend"):
-            EncryptedFileCache.from_keyring(tmp_path / "k")
+            async with cache.lock(KEY_A, 5):
+                pass
     finally:
         keyring.set_keyring(previous)
+
+    seen: list[str] = []
+
+    class Recording(NoBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def get_password(self, service: str, username: str) -> str | None:
+            seen.append(threading.current_thread().name)
+            return CACHE_KEY
+
+    keyring.set_keyring(Recording())
+    try:
+        cache = EncryptedFileCache.from_keyring(tmp_path / "k")
+        await cache.store(KEY_A, token())
+        assert (await cache.load(KEY_A)) is not None
+    finally:
+        keyring.set_keyring(previous)
+    assert seen
+    assert threading.main_thread().name not in seen  # off the event loop
+    assert len(seen) == 1
 
 
 async def test_prune_skips_an_entry_whose_lock_another_process_holds(

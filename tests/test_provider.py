@@ -448,9 +448,15 @@ async def test_wrong_long_term_secret_is_source_error(
 async def test_serial_of_another_account_fails_before_any_prompt(
     make_provider: MakeProvider, fake_sts: FakeSts, device: Device
 ) -> None:
+    """A ConfigurationError (it can never work), not an MfaError with a 300 s backoff; asked
+    again, it is the same error at once, with no STS call."""
     provider = make_provider(mfa_serial="arn:aws:iam::999999999999:mfa/alice")
-    with pytest.raises(MfaError, match="belongs to account 999999999999"):
+    with pytest.raises(ConfigurationError, match="belongs to account 999999999999"):
         await provider.credentials()
+    calls = len(fake_sts.calls)
+    with pytest.raises(ConfigurationError, match="belongs to account 999999999999"):
+        await provider.refresh()
+    assert len(fake_sts.calls) == calls
     assert device.requests == []
     assert fake_sts.token_calls == []
 

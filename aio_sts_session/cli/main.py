@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .._log import logger
 from .._text import quote
 from .._version import __version__
 from ..exceptions import StsSessionError
@@ -27,7 +28,6 @@ from .server import ChildStartError
 
 __all__ = ["build_parser", "main"]
 
-logger = logging.getLogger("aio_sts_session")
 
 #: The command modules, in the order ``--help`` lists them; each has ``register(commands)``,
 #: which adds its parser and sets ``run`` to its handler.

@@ -119,7 +119,7 @@ def credentials_options(sub: argparse.ArgumentParser) -> None:
         default=None,
         metavar="SECONDS",
         help="give up on an MFA code after this long (default: a command's 60 s, a "
-        "dialog's 120 s; a terminal prompt waits)",
+        "dialog's 120 s, a terminal prompt's 300 s)",
     )
     sub.add_argument(
         "--prompt",

@@ -5,7 +5,6 @@ region a command is handed."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 from typing import Any
 
@@ -33,7 +32,6 @@ __all__ = [
     "region_for",
 ]
 
-logger = logging.getLogger("aio_sts_session")
 
 #: botocore (and the other SDKs) fetch again on every call once less than 15 minutes are left:
 #: hand out credentials with more than this left whenever their lifetime allows.

@@ -4,10 +4,10 @@ every AWS SDK reads, kept fresh ahead of expiry while the command runs.
 The command gets ``AWS_CONTAINER_CREDENTIALS_FULL_URI`` (``http://127.0.0.1:<random port>/``)
 and ``AWS_CONTAINER_AUTHORIZATION_TOKEN`` (32 random bytes, compared in constant time): a
 request without it is refused with 401, with a wrong one with 403, whatever its method and
-path. A :class:`Keeper` renews every provider of the chain (the role and the MFA session
-beneath it) when its prefetch window opens, so the SDKs never see credentials inside their
-15-minute window and the MFA prompt for a new session appears in the terminal ahead of time
-while the command keeps running.
+path. The provider's ``keep_fresh()`` renews every credential of the chain (the role and the
+MFA session beneath it) when its prefetch window opens, so the SDKs never see credentials
+inside their 15-minute window and the MFA prompt for a new session appears in the terminal
+ahead of time while the command keeps running.
 
 The endpoint is a few dozen lines of HTTP/1.1 on asyncio streams rather than a web framework,
 so that every resource another local user can make it spend is bounded: at most
@@ -29,34 +29,30 @@ import asyncio
 import contextlib
 import hmac
 import json
-import logging
 import os
 import secrets
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import _procs
 from .._engine import RefreshEngine
+from .._log import logger
 from .._text import quote
 from ..exceptions import StsSessionError
 
 __all__ = [
     "ChildStartError",
     "CredentialServer",
-    "Keeper",
     "private_aws_files",
     "run_with_server",
 ]
 
-logger = logging.getLogger("aio_sts_session")
 
-#: Sleep at most this long between checks (a suspended laptop wakes up to a clock jump).
-MAX_NAP = 60.0
 #: Connections served at once; SDKs open one at a time per process.
 MAX_CONNECTIONS = 64
 #: Seconds a client has to send its request line and headers.
@@ -72,45 +68,6 @@ class ChildStartError(StsSessionError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
-
-
-class Keeper:
-    """Renews each provider when its prefetch window opens (or its backoff ends), each on its
-    own schedule: a renewal waiting for a human (the MFA session's prompt) holds up no other.
-    A failed renewal, whatever it raised, is logged and tried again after the provider's
-    backoff while the credentials in hand last: the keeper never dies."""
-
-    def __init__(self, providers: Sequence[RefreshEngine], clock: Callable[[], float]) -> None:
-        self.providers = list(providers)
-        self.clock = clock
-
-    async def renew_if_due(self, provider: RefreshEngine) -> float:
-        """Renew ``provider`` if due; returns seconds until it is due next (at least 1)."""
-        due = provider.next_refresh_at()
-        if due is not None and due <= self.clock():
-            try:
-                await provider.refresh()
-            except StsSessionError as exc:
-                logger.warning("Renewing ahead of expiry failed: %s", exc)
-            except Exception as exc:  # a bug must not end the renewals of a long job
-                logger.warning(
-                    "Renewing ahead of expiry failed unexpectedly (%s); trying again later.",
-                    type(exc).__name__,
-                )
-            due = provider.next_refresh_at()
-        return max((due if due is not None else self.clock()) - self.clock(), 1.0)
-
-    async def step(self) -> float:
-        """Renew every provider that is due, together; seconds until the next is due."""
-        waits = await asyncio.gather(*(self.renew_if_due(p) for p in self.providers))
-        return min(waits, default=MAX_NAP)
-
-    async def run(self, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
-        async def keep(provider: RefreshEngine) -> None:
-            while True:
-                await sleep(min(await self.renew_if_due(provider), MAX_NAP))
-
-        await asyncio.gather(*(keep(p) for p in self.providers))
 
 
 _REASONS = {
@@ -365,7 +322,7 @@ async def run_with_server(
     restore = _quiet_loop_errors(loop)
     server = CredentialServer(provider, token)
     url = await server.start()
-    keeper = asyncio.create_task(Keeper(chain, provider.clock).run())
+    keeper = provider.keep_fresh()  # the role and the MFA session beneath it, each on time
     signals = _Signals(loop)
     _procs.become_subreaper()
     try:

@@ -127,6 +127,10 @@ class SourceResolver:
         self._explicit = _botocore_session(source_session) if source_session is not None else None
         self._attached: botocore.session.Session | None = None
         self._default: botocore.session.Session | None = None
+        # The keys an attached session's chain found: kept, so that its providers (and their
+        # "Found credentials in …" log lines) run once, not at every refresh; forgotten when
+        # STS refuses them.
+        self._behind: SourceKeys | None = None
 
     def use_attached(self, session: Any) -> None:
         """Take long-term keys from ``session`` (being attached) unless ``source_session`` was
@@ -173,6 +177,10 @@ class SourceResolver:
             await import_aiobotocore()
             self.config_session()
 
+    def forget(self) -> None:
+        """STS refused the keys: look for them again next time (a rotated key, say)."""
+        self._behind = None
+
     async def resolve(self) -> SourceKeys:
         await self.ready()
         keys = await self._resolve()
@@ -191,7 +199,9 @@ class SourceResolver:
                 return await _keys_behind_link(self._explicit)
             return await _frozen_keys(creds, "source_session")
         if self._attached is not None:
-            return await _keys_behind_link(self._attached)
+            if self._behind is None:
+                self._behind = await _keys_behind_link(self._attached)
+            return self._behind
         default = self.config_session()
         return await _frozen_keys(await default.get_credentials(), "default chain")
 

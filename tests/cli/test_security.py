@@ -101,12 +101,12 @@ async def test_exec_server_with_a_missing_command_exits_127(cli: Cli) -> None:
 async def test_the_childs_status_survives_a_dead_keeper(
     make_provider: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from aio_sts_session.cli import server as _server
+    from aio_sts_session._keeper import Keeper
 
-    async def dies(self: object, sleep: object = None) -> None:
+    async def dies(self: object) -> None:
         raise KeyError("GetSessionTokenResult")
 
-    monkeypatch.setattr(_server.Keeper, "run", dies)
+    monkeypatch.setattr(Keeper, "run", dies)
     provider = make_provider()  # type: ignore[operator]
     status = await run_with_server(
         [provider], [sys.executable, "-c", "raise SystemExit(3)"], dict(os.environ), None
