@@ -106,7 +106,7 @@ class CodeAsker:
                 if code is None:
                     malformed += 1
                     reason = "malformed"
-                    logger.warning(
+                    logger.info(  # the person is asked again: they see it
                         "The MFA answer for %s was not a six-digit code (attempt %d/%d).",
                         self.serial,
                         attempt,
@@ -119,7 +119,7 @@ class CodeAsker:
             except CodeRejected:
                 rejected += 1
                 reason = "rejected"
-                logger.warning(
+                logger.info(  # the person is asked again: they see it
                     "STS rejected the MFA code for %s (attempt %d/%d).",
                     self.serial,
                     attempt,

@@ -33,3 +33,18 @@ def test_the_roles_example_runs_in_full() -> None:
     assert result.returncode == 0, result.stderr
     assert "5 roles, 1 prompt for all of them" in result.stdout
     assert "3 codes typed" in result.stdout
+
+
+def test_the_web_service_example_runs_and_its_how_to_quotes_its_output() -> None:
+    """examples/web_service.py: a chat-ops approval, keep_fresh and max_wait over six
+    simulated hours; the how-to quotes exactly the line it prints."""
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "web_service.py")], capture_output=True, text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert ", 0 other errors;" in line
+    how_to = (EXAMPLES.parent / "docs" / "how-to" / "web-service.md").read_text()
+    quoted = how_to.split("<!-- example-output: web_service -->")[1].split("```")[1].strip()
+    assert quoted == line

@@ -16,6 +16,7 @@ from .._callbacks import (
     DialogPrompt,
     TerminalPrompt,
 )
+from .._log import logger
 from .._models import MfaCallback, MfaRequest
 from .._text import quote
 from ..exceptions import ConfigurationError, MfaError
@@ -83,11 +84,36 @@ def callback_factory(args: argparse.Namespace) -> Callable[[str | None], MfaCall
     return pick
 
 
-def _command_callback(command: str, timeout: float, setting: str) -> CommandCallback:
+def _command_callback(command: str, timeout: float, setting: str) -> MfaCallback:
     try:
-        return CommandCallback(command, timeout=timeout)
+        callback = CommandCallback(command, timeout=timeout)
     except ConfigurationError as exc:
         raise ConfigurationError(f"{setting}: {exc}") from None
+    return _Announcing(callback)
+
+
+class _Announcing:
+    """A command is asked again without anyone seeing why (a terminal prompt and a dialog say
+    "STS rejected the last one" themselves): say it on stderr, as it happens."""
+
+    def __init__(self, callback: CommandCallback) -> None:
+        self.callback = callback
+
+    def __repr__(self) -> str:
+        return repr(self.callback)
+
+    async def __call__(self, request: MfaRequest) -> str:
+        if request.reason != "initial":
+            what = "STS rejected the last code" if request.reason == "rejected" else (
+                "the last answer was not a six-digit code"
+            )  # fmt: skip
+            logger.warning(
+                "%s; asking the MFA command again (attempt %d/%d).",
+                what,
+                request.attempt,
+                request.max_attempts,
+            )
+        return await self.callback(request)
 
 
 async def no_code_source(request: MfaRequest) -> str:
