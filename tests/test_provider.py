@@ -619,7 +619,7 @@ async def test_close_stops_refresh_and_refuses_further_use(
     await provider.close()  # idempotent
     fake_sts.gate.set()
     assert [t for t in asyncio.all_tasks() if "Flight._run" in t.get_coro().__qualname__] == []
-    assert provider._sts._client is None
+    assert provider._sts._clients == {}
     assert opened  # the STS client's HTTP session existed ...
     assert all(s.closed for s in opened)  # ... and was closed, with its connections
 

@@ -293,11 +293,11 @@ class StsClientFactory:
         self._session_for = session_for
         self._use_session_region = use_session_region
         self._fallback_region = fallback_region
-        self._client: Any = None
-        self._client_keys: tuple[str, str, str | None] | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._creating: asyncio.Lock | None = None
-        self._creating_loop: asyncio.AbstractEventLoop | None = None
+        # One client per event loop that uses it (a client is bound to the loop that made it;
+        # a provider may serve several loops): loop -> (client, the keys it signs with).
+        self._clients: dict[asyncio.AbstractEventLoop, tuple[Any, tuple[str, str, str | None]]]
+        self._clients = {}
+        self._creating: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._target: tuple[botocore.session.Session, str, str | None] | None = None
         self._client_session: AioSession | None = None
         self._parent: StsClientFactory | None = None
@@ -333,33 +333,40 @@ class StsClientFactory:
 
     async def get(self, keys: SourceKeys) -> Any:
         """The client for these keys on the running loop (a client is bound to the loop that
-        created it: a CLI calling ``asyncio.run`` twice gets a new one). Concurrent callers
-        (``prepare()`` and a first ``credentials()``) share one creation."""
+        created it: a CLI calling ``asyncio.run`` twice, or a service with several loops, gets
+        one per loop). Concurrent callers (``prepare()`` and a first ``credentials()``) share
+        one creation."""
         loop = asyncio.get_running_loop()
         wanted = (keys.access_key_id, keys.secret_access_key, keys.session_token)
-        if self._client is not None and self._client_keys == wanted and self._client_loop is loop:
-            return self._client
-        if self._creating is None or self._creating_loop is not loop:
-            self._creating, self._creating_loop = asyncio.Lock(), loop
-        async with self._creating:
-            if (
-                self._client is not None
-                and self._client_keys == wanted
-                and self._client_loop is loop
-            ):
-                return self._client
+        held = self._clients.get(loop)
+        if held is not None and held[1] == wanted:
+            return held[0]
+        self._drop_ended_loops()
+        creating = self._creating.setdefault(loop, asyncio.Lock())
+        async with creating:
+            held = self._clients.get(loop)
+            if held is not None and held[1] == wanted:
+                return held[0]
             return await self._create(keys, loop)
+
+    def _drop_ended_loops(self) -> None:
+        """Forget clients of loops that have ended (``asyncio.run`` returned): with no pooled
+        connection nothing is bound to them but the objects."""
+        for loop in [loop for loop in self._clients if loop.is_closed()]:
+            del self._clients[loop]
+        for loop in [loop for loop in self._creating if loop.is_closed()]:
+            del self._creating[loop]
 
     async def _create(self, keys: SourceKeys, loop: asyncio.AbstractEventLoop) -> Any:
         wanted = (keys.access_key_id, keys.secret_access_key, keys.session_token)
-        await self.close()
+        await self._close_here(loop)  # this loop's client for other keys, if any
         await import_aiobotocore()
         region, endpoint = await self.target()
         config = default_sts_config()
         if self._config is not None:
             config = config.merge(self._config)
         session = await self._aio_session()
-        self._client = await session.create_client(
+        client = await session.create_client(
             "sts",
             region_name=region,
             endpoint_url=endpoint,
@@ -368,10 +375,10 @@ class StsClientFactory:
             aws_session_token=keys.session_token,
             config=config,
         ).__aenter__()
-        self.region_name = self._client.meta.region_name
-        self.endpoint_url = self._client.meta.endpoint_url
-        self._client_keys, self._client_loop = wanted, loop
-        return self._client
+        self.region_name = client.meta.region_name
+        self.endpoint_url = client.meta.endpoint_url
+        self._clients[loop] = (client, wanted)
+        return client
 
     async def _aio_session(self) -> AioSession:
         """The configuration session itself when it is an ``AioSession``; for a botocore one
@@ -409,18 +416,23 @@ class StsClientFactory:
 
         return client()
 
+    async def _close_here(self, loop: asyncio.AbstractEventLoop) -> None:
+        held = self._clients.pop(loop, None)
+        if held is not None:
+            with contextlib.suppress(Exception):
+                await held[0].__aexit__(None, None, None)
+
     async def close(self) -> None:
-        client, loop = self._client, self._client_loop
-        self._client, self._client_keys, self._client_loop = None, None, None
-        if client is None:
-            return
-        if loop is asyncio.get_running_loop():
-            await client.__aexit__(None, None, None)
-            return
-        # Made on an event loop that has ended (asyncio.run per command). With no pooled
-        # connection nothing is bound to that loop but the objects: close them best-effort.
-        with contextlib.suppress(Exception):
-            await client.__aexit__(None, None, None)
+        """Close the running loop's client; a client of another loop still running is closed
+        on that loop; one of a loop that has ended is dropped."""
+        running = asyncio.get_running_loop()
+        await self._close_here(running)
+        for loop, (client, _) in list(self._clients.items()):
+            del self._clients[loop]
+            if not loop.is_closed():
+                with contextlib.suppress(RuntimeError):  # closing meanwhile: nothing to do
+                    asyncio.run_coroutine_threadsafe(client.__aexit__(None, None, None), loop)
+        self._creating.clear()
 
 
 class ProviderCredentials:
