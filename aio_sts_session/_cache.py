@@ -221,9 +221,23 @@ class EncryptedFileCache:
         :class:`ConfigurationError` then. Safe to call from async code."""
         from ._cachekey import keyring_key
 
+        return cls.with_key_from(
+            directory, lambda: keyring_key(service, username), lock_timeout=lock_timeout
+        )
+
+    @classmethod
+    def with_key_from(
+        cls,
+        directory: str | os.PathLike[str],
+        load_key: Callable[[], str],
+        *,
+        lock_timeout: float | None = None,
+    ) -> EncryptedFileCache:
+        """A cache whose key ``load_key()`` gives at the cache's first use, in a worker thread
+        (for a key source that may block: a keyring, a file on a slow disk)."""
         cache = cls(directory, key=generate_key(), lock_timeout=lock_timeout)
-        cache._aeads = None  # read from the keyring at first use, in a worker thread
-        cache._key_loader = lambda: keyring_key(service, username)
+        cache._aeads = None  # read at first use, in a worker thread
+        cache._key_loader = load_key
         return cache
 
     def __repr__(self) -> str:
@@ -243,8 +257,9 @@ class EncryptedFileCache:
             return self._aeads
 
     async def _ready(self) -> None:
-        """Read from_keyring's key now, off the event loop, so that a keyring that cannot
-        give it is an error before anyone is asked for a code (``lock`` comes first)."""
+        """Read a key given at first use (from_keyring, with_key_from) now, off the event
+        loop, so that a source that cannot give it is an error before anyone is asked for a
+        code (``lock`` comes first)."""
         if self._aeads is None:
             await asyncio.to_thread(self._ciphers)
 

@@ -55,6 +55,11 @@ def _settle(
         waiter.set_exception(error)
 
 
+def _settle_all(settled: list[tuple[Any, ...]]) -> None:
+    for waiter, value, error in settled:
+        _settle(waiter, value, error)
+
+
 class Flight:
     """One refresh in flight and the callers waiting for it.
 
@@ -82,6 +87,7 @@ class Flight:
         self._lock = threading.Lock()  # waiters join from other threads' loops
         self._waiters: list[tuple[asyncio.Future[CachedToken], asyncio.AbstractEventLoop, bool]]
         self._waiters = []
+        self._watched: set[asyncio.AbstractEventLoop] = set()  # other loops with waiters
         self._outcome: tuple[CachedToken | None, BaseException | None, CachedToken | None]
         self._outcome = (None, None, None)
         self._lost = False  # cancelled while the provider was open: its loop ended, say
@@ -132,9 +138,30 @@ class Flight:
         with self._lock:
             if not self.finished:
                 self._waiters.append((waiter, loop, fallback))
+                if loop is not self.loop and loop not in self._watched:
+                    self._watched.add(loop)  # one look per loop, not one per waiter
+                    loop.call_later(CROSS_LOOP_CHECK, self._look_for_lost, loop)
                 return waiter
         _settle(waiter, *self._answer(fallback, loop))
         return waiter
+
+    def _look_for_lost(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On ``loop`` (another than the refresh's), every :data:`CROSS_LOOP_CHECK` seconds:
+        if the refresh's loop has ended without finishing it (closed with the refresh still
+        pending), this loop's waiters get :class:`FlightLost` and decide again."""
+        if self.finished:
+            return
+        if not self.loop.is_closed():
+            loop.call_later(CROSS_LOOP_CHECK, self._look_for_lost, loop)
+            return
+        with self._lock:
+            if self.finished:
+                return
+            mine = [w for w in self._waiters if w[1] is loop]
+            self._waiters = [w for w in self._waiters if w[1] is not loop]
+            self._watched.discard(loop)
+        for waiter, _, _ in mine:
+            _settle(waiter, None, FlightLost())
 
     async def result(
         self, waiter: asyncio.Future[CachedToken], timeout: float | None
@@ -142,27 +169,9 @@ class Flight:
         """Await ``waiter`` (of :meth:`wait`) for at most ``timeout`` seconds
         (``asyncio.TimeoutError``; the refresh goes on). A waiter on another loop than the
         refresh's also learns if that loop ends first (:class:`FlightLost`)."""
-        if self.loop is asyncio.get_running_loop():
-            if timeout is None:
-                return await waiter
-            return await asyncio.wait_for(waiter, timeout)
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            left = (
-                CROSS_LOOP_CHECK
-                if deadline is None
-                else min(deadline - loop.time(), CROSS_LOOP_CHECK)
-            )
-            if left <= 0:
-                waiter.cancel()
-                raise asyncio.TimeoutError
-            done, _ = await asyncio.wait({waiter}, timeout=left)
-            if done:
-                return waiter.result()
-            if self.loop.is_closed() and not self.finished:
-                waiter.cancel()
-                raise FlightLost
+        if timeout is None:
+            return await waiter
+        return await asyncio.wait_for(waiter, timeout)
 
     async def cancel(self) -> None:
         """Cancel the refresh (the provider is closing); on another loop, ask that loop to."""
@@ -213,13 +222,17 @@ class Flight:
             self._outcome = (value, error, fallback)
             self.finished = True
             waiters, self._waiters = self._waiters, []
+        elsewhere: dict[asyncio.AbstractEventLoop, list[tuple[Any, ...]]] = {}
         for waiter, loop, wants_fallback in waiters:
             answer = self._answer(wants_fallback, loop)
             if loop is self.loop:
                 _settle(waiter, *answer)
-            elif not loop.is_closed():
+            else:
+                elsewhere.setdefault(loop, []).append((waiter, *answer))
+        for loop, settled in elsewhere.items():  # one wake-up per other loop, not per waiter
+            if not loop.is_closed():
                 with contextlib.suppress(RuntimeError):  # closed meanwhile: nobody waits
-                    loop.call_soon_threadsafe(_settle, waiter, *answer)
+                    loop.call_soon_threadsafe(_settle_all, settled)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

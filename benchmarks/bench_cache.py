@@ -151,9 +151,13 @@ def main() -> None:
                     "benchmark": "cache",
                     "python": sys.version.split()[0],
                     "load_ms": sync * 1e3,
+                    "load_async_ms": full * 1e3,
                     "load_baseline_ms": baseline * 1e3,
+                    "runs": RUNS,
                     "warm_start_ms": statistics.median(warm_in) * 1e3,
+                    "warm_start_range_ms": [min(warm_in) * 1e3, max(warm_in) * 1e3],
                     "empty_start_ms": statistics.median(empty_in) * 1e3,
+                    "empty_start_range_ms": [min(empty_in) * 1e3, max(empty_in) * 1e3],
                     "imports_ms": statistics.median(imports) * 1e3,
                 }
             )

@@ -165,31 +165,36 @@ def main() -> None:
     timed([awsume, "awsbase", "--mfa-token", "123456", "-s"], awsume_env)  # awsume's cache
     calls = len(fake.calls)
 
-    commands: dict[str, tuple[list[str], dict[str, str]]] = {
-        "floor: python -I -c pass": ([str(bin_dir / "python"), "-I", "-c", "pass"], awsume_env),
-        "awsume warm (awsumepy -s)": ([awsume, "awsbase", "-s"], awsume_env),
-        "ours, key file": (ours("base"), setups["key file"]),
-        "ours, role profile": (ours("role"), setups["key file"]),
-        "ours, environment key": (ours("base"), setups["environment key"]),
-        "ours, keyring": (ours("base"), setups["keyring"]),
+    python = str(bin_dir / "python")
+    aead = "from cryptography.hazmat.primitives.ciphers.aead import AESGCM"
+    # key -> (what the docs call it, the command, its environment)
+    commands: dict[str, tuple[str, list[str], dict[str, str]]] = {
+        "floor": ("floor: python -I -c pass", [python, "-I", "-c", "pass"], awsume_env),
+        "aesgcm": ("floor + importing AES-GCM", [python, "-I", "-c", aead], awsume_env),
+        "awsume": ("awsume warm (awsumepy -s)", [awsume, "awsbase", "-s"], awsume_env),
+        "key_file": ("ours, key file", ours("base"), setups["key file"]),
+        "role": ("ours, role profile", ours("role"), setups["key file"]),
+        "env_key": ("ours, environment key", ours("base"), setups["environment key"]),
+        "keyring": ("ours, keyring", ours("base"), setups["keyring"]),
     }
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    times: dict[str, list[float]] = {key: [] for key in commands}
     for _ in range(RUNS):  # interleaved: drift on this machine hits every command alike
-        for name, (argv, env) in commands.items():
-            times[name].append(timed(argv, env))
+        for key, (_, argv, env) in commands.items():
+            times[key].append(timed(argv, env))
     assert len(fake.calls) == calls, "a warm run called STS"
     moto.stop()
 
-    floor = times["floor: python -I -c pass"]
-    peer = times["awsume warm (awsumepy -s)"]
+    floor = times["floor"]
+    peer = times["awsume"]
     rows = []
-    for name, runs in times.items():
+    for key, runs in times.items():
         median = statistics.median(runs)
         vs_floor = [a / b for a, b in zip(runs, floor, strict=True)]
         vs_peer = [a / b for a, b in zip(runs, peer, strict=True)]
         rows.append(
             {
-                "name": name,
+                "key": key,
+                "name": commands[key][0],
                 "median_ms": round(median * 1000, 1),
                 "min_ms": round(min(runs) * 1000, 1),
                 "max_ms": round(max(runs) * 1000, 1),
@@ -201,7 +206,17 @@ def main() -> None:
         )
     shutil.rmtree(work, ignore_errors=True)
     if "--json" in sys.argv:
-        print(json.dumps({"benchmark": "cli", "runs": RUNS, "rows": rows, "cold_ms": cold * 1000}))
+        print(
+            json.dumps(
+                {
+                    "benchmark": "cli",
+                    "python": sys.version.split()[0],
+                    "runs": RUNS,
+                    "rows": rows,
+                    "cold_ms": cold * 1000,
+                }
+            )
+        )
         return
     print(f"warm credential-process, medians of {RUNS} interleaved runs (ratios: of the medians;")
     print("in brackets, the range of the run-by-run ratios)")

@@ -48,37 +48,72 @@ def quiet_gc() -> None:
     gc.freeze()
 
 
-def report(name: str, value: float, baseline: float, target: str, unit: str = "us") -> None:
+def report(
+    key: str,
+    name: str,
+    value: float,
+    baseline: float,
+    target: str,
+    unit: str = "us",
+    spread: list[float] | None = None,
+    **extra: object,
+) -> None:
+    """One figure: ``value`` against ``baseline`` measured in the same run; ``spread`` the
+    range of the round-by-round ratios; ``extra`` what else the row counted (STS calls, …).
+    ``key`` names it for the docs (docs/figures.py)."""
     scale = 1e6 if unit == "us" else 1e3
+    ratio = value / baseline
+    lo, hi = (min(spread), max(spread)) if spread else (ratio, ratio)
     ROWS.append(
         {
+            "key": key,
             "name": name,
             "value": value * scale,
             "baseline": baseline * scale,
             "unit": unit,
-            "ratio": value / baseline,
+            "ratio": ratio,
+            "spread": [lo, hi],
             "target": target,
+            **extra,
         }
     )
+    counted = "".join(f", {k.replace('_', ' ')}: {v}" for k, v in extra.items())
     print(
         f"{name:<58} {value * scale:10.3f} {unit}  baseline {baseline * scale:10.3f} {unit}  "
-        f"ratio {value / baseline:6.3f}  (target {target})",
+        f"ratio {ratio:6.3f} (rounds {lo:.2f}-{hi:.2f}{counted})  (target {target})",
         file=OUT,
     )
 
 
-async def per_call(fn: Callable[[], Awaitable[Any]], n: int = 200_000, rounds: int = 7) -> float:
-    if QUICK:
-        n, rounds = 2_000, 1
-    """Best-of-rounds seconds per awaited call."""
-    best = float("inf")
-    for _ in range(rounds):
-        quiet_gc()
-        start = time.perf_counter()
+Loop = Callable[[int], Awaitable[None]]
+
+
+def calling(fn: Callable[[], Awaitable[Any]]) -> Loop:
+    """A loop of ``n`` awaited calls of ``fn``."""
+
+    async def loop(n: int) -> None:
         for _ in range(n):
             await fn()
-        best = min(best, (time.perf_counter() - start) / n)
-    return best
+
+    return loop
+
+
+async def compare(
+    loop: Loop, baseline: Loop, n: int = 200_000, rounds: int = 7
+) -> tuple[float, float, list[float]]:
+    """Seconds per call of ``loop`` and of ``baseline``, each the best of ``rounds``, the
+    rounds interleaved (drift on the machine hits both alike); and each round's ratio."""
+    if QUICK:
+        n, rounds = 2_000, 1
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(rounds):
+        for fn, into in ((loop, ours), (baseline, theirs)):
+            quiet_gc()
+            start = time.perf_counter()
+            await fn(n)
+            into.append((time.perf_counter() - start) / n)
+    return min(ours), min(theirs), [a / b for a, b in zip(ours, theirs, strict=True)]
 
 
 class OffsetClock:
@@ -118,7 +153,8 @@ async def main() -> None:
         )
 
     print(
-        f"python {sys.version.split()[0]}, aiobotocore {__import__('aiobotocore').__version__}",
+        f"python {sys.version.split()[0]}, aiobotocore {__import__('aiobotocore').__version__}"
+        f"{' (--quick: figures for a smoke test only)' if QUICK else ''}",
         file=OUT,
     )
 
@@ -130,12 +166,8 @@ async def main() -> None:
     async def bare() -> object:
         return constant
 
-    report(
-        "cache hit: await provider.credentials()",
-        await per_call(provider.credentials),
-        await per_call(bare),
-        "<= 3x",
-    )
+    hit, bare_cost, ratios = await compare(calling(provider.credentials), calling(bare))
+    report("hit", "cache hit: await provider.credentials()", hit, bare_cost, "<= 3x", spread=ratios)
 
     # 2. what the signer awaits per request, vs aiobotocore's refreshable credentials
     session = provider.attach(AioSession())
@@ -151,11 +183,16 @@ async def main() -> None:
         refresh_using=lambda: None,
         method="bench",
     )
+    signer, refreshable, ratios = await compare(
+        calling(ours.get_frozen_credentials), calling(theirs.get_frozen_credentials)
+    )
     report(
+        "signer",
         "signer: get_frozen_credentials() vs AioRefreshableCredentials",
-        await per_call(ours.get_frozen_credentials),
-        await per_call(theirs.get_frozen_credentials),
+        signer,
+        refreshable,
         "<= 0.2x",
+        spread=ratios,
     )
     await provider.close()
 
@@ -163,7 +200,7 @@ async def main() -> None:
     n = 1_000 if QUICK else 10_000
     herd_rounds, prefetch_rounds = (1, 1) if QUICK else (5, 7)
 
-    async def herd(label: str, make_cold: Callable[[], SessionTokenProvider]) -> None:
+    async def herd(key: str, label: str, make_cold: Callable[[], SessionTokenProvider]) -> None:
         fresh_walls, cold_walls, calls = [], [], []
         for _ in range(herd_rounds):
             warm = make()
@@ -187,19 +224,24 @@ async def main() -> None:
             await cold.close()
         ratios = [c / f for c, f in zip(cold_walls, fresh_walls, strict=True)]
         report(
-            f"{n:,} first callers, 50 ms STS{label} (STS calls: {max(calls)}; median of "
-            f"{herd_rounds}, per-round ratios {min(ratios):.2f}-{max(ratios):.2f})",
+            key,
+            f"{n:,} first callers, 50 ms STS{label} (median of {herd_rounds})",
             statistics.median(cold_walls),
             statistics.median(fresh_walls),
             "<= 1.2x",
             unit="ms",
+            spread=ratios,
+            callers=n,
+            sts_calls=max(calls),
         )
 
-    await herd("", make)
+    await herd("herd", "", make)
 
     from aiobotocore.config import AioConfig
 
-    await herd(", keep-alive", lambda: make(sts_config=AioConfig(connector_args={})))
+    await herd(
+        "herd_keepalive", ", keep-alive", lambda: make(sts_config=AioConfig(connector_args={}))
+    )
 
     # 3b. what waking waiters costs: 10,000 tasks each awaiting a future, all resolved at once,
     # vs the same tasks' first steps (a gather of coroutines that return at once)
@@ -227,11 +269,13 @@ async def main() -> None:
         await waiting
         wakes.append(time.perf_counter() - start)
     report(
+        "wake",
         f"waking {n:,} waiting tasks vs their first steps",
         statistics.median(wakes),
         statistics.median(steps),
         "-",
         unit="ms",
+        spread=[w / s for w, s in zip(wakes, steps, strict=True)],
     )
 
     # 4. prefetch window, 200 ms STS: each caller's own wait, vs on fresh credentials
@@ -264,18 +308,32 @@ async def main() -> None:
         fake.delay = 0.0
         await p.close()
         clock.offset = 0.0
-    for label, index in (
-        ("p50", n // 2),
-        ("p99", n * 99 // 100),
-        ("p99.9", n * 999 // 1000),
-        ("slowest", n - 1),
-    ):
-        report(
-            f"prefetch window, 200 ms STS: {label} of {n:,} callers",
-            statistics.median(lat[index] for lat in prefetch_lat),
-            statistics.median(lat[index] for lat in fresh_lat),
-            "<= 1x" if label == "slowest" else "-",
-        )
+
+    def percentiles(
+        key: str, name: str, ours: list[list[float]], fresh: list[list[float]], at: list[str]
+    ) -> None:
+        """Each percentile: the median over rounds, against the same percentile on fresh
+        credentials; the spread, the round-by-round ratios."""
+        m = len(fresh[0])
+        where = {"p50": m // 2, "p99": m * 99 // 100, "p99.9": m * 999 // 1000, "slowest": m - 1}
+        for label in at:
+            index = where[label]
+            report(
+                f"{key}_{label.replace('.', '')}",
+                f"{name}: {label}",
+                statistics.median(lat[index] for lat in ours),
+                statistics.median(lat[index] for lat in fresh),
+                "<= 1x" if label == "slowest" else "-",
+                spread=[a[index] / b[index] for a, b in zip(ours, fresh, strict=True)],
+            )
+
+    percentiles(
+        "prefetch",
+        f"prefetch window, 200 ms STS, {n:,} callers at once",
+        prefetch_lat,
+        fresh_lat,
+        ["p50", "p99", "p99.9", "slowest"],
+    )
 
     # 4b. the same, with callers arriving while the refresh is in flight: 15 waves 10 ms apart
     # across the 200 ms STS latency, each caller timed from its own arrival
@@ -315,40 +373,40 @@ async def main() -> None:
         fake.delay = 0.0
         await p.close()
         clock.offset = 0.0
-    m = len(fresh_lat[0])
-    for label, index in (("p50", m // 2), ("p99", m * 99 // 100), ("slowest", m - 1)):
-        report(
-            f"prefetch, arrivals spread over the refresh ({min(pending_waves)}/{waves} waves "
-            f"in flight): {label}",
-            statistics.median(lat[index] for lat in prefetch_lat),
-            statistics.median(lat[index] for lat in fresh_lat),
-            "<= 1x" if label == "slowest" else "-",
-        )
+    percentiles(
+        "waves",
+        f"prefetch, callers in {waves} waves across the refresh "
+        f"({min(pending_waves)} while in flight)",
+        prefetch_lat,
+        fresh_lat,
+        ["p50", "p99", "slowest"],
+    )
     # 5. several event loops (threads each with asyncio.run) on one cold provider, 50 ms STS:
     # one refresh and one prompt for all of them; the wall time vs the same callers on fresh
-    # credentials (+ 50 ms); and a cache hit's cost per call on each loop while the others
-    # run, vs a bare await measured the same way.
+    # credentials (+ 50 ms); and a cache hit's cost per call with every loop calling at once,
+    # vs a bare await measured the same way.
     loops, per_loop = (2, 200) if QUICK else (4, 2_500)
 
-    def on_loops(work: Callable[[], Awaitable[Any]]) -> list[float]:
-        """Run ``work`` on ``loops`` event loops at once, one thread each; the seconds each
-        took, timed inside its own thread from the common start (a thread that got the GIL
-        first cannot finish before the clock starts)."""
+    def on_loops(work: Callable[[], Awaitable[Any]]) -> float:
+        """Run ``work`` on ``loops`` event loops at once, one thread each (they share the
+        GIL); the seconds from the first loop's start to the last loop's end, each timed
+        inside its own thread once every thread is ready."""
         barrier = threading.Barrier(loops)
-        took: list[float] = []
+        starts: list[float] = []
+        ends: list[float] = []
 
         async def one() -> None:
             barrier.wait()
-            start = time.perf_counter()
+            starts.append(time.perf_counter())
             await work()
-            took.append(time.perf_counter() - start)
+            ends.append(time.perf_counter())
 
         threads = [threading.Thread(target=asyncio.run, args=(one(),)) for _ in range(loops)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        return took
+        return max(ends) - min(starts)
 
     def herd_of(p: SessionTokenProvider) -> Awaitable[Any]:
         return asyncio.gather(*(p.credentials() for _ in range(per_loop)))
@@ -357,26 +415,29 @@ async def main() -> None:
     for _ in range(herd_rounds):
         warm = make()
         await warm.credentials()
-        fresh_walls.append(max(on_loops(partial(herd_of, warm))) + 0.050)
+        fresh_walls.append(on_loops(partial(herd_of, warm)) + 0.050)
         await warm.close()
         fake.delay = 0.050
         cold = make()
         await cold.prepare()
         before, prompts_before = len(fake.token_calls), cold.stats.prompts
-        cold_walls.append(max(on_loops(partial(herd_of, cold))))
+        cold_walls.append(on_loops(partial(herd_of, cold)))
         calls.append(len(fake.token_calls) - before)
         prompts.append(cold.stats.prompts - prompts_before)
         fake.delay = 0.0
         await cold.close()
     ratios = [c / f for c, f in zip(cold_walls, fresh_walls, strict=True)]
     report(
-        f"{loops} loops x {per_loop:,} first callers, 50 ms STS (STS calls: {max(calls)}, "
-        f"prompts: {max(prompts)}; median of {herd_rounds}, per-round ratios "
-        f"{min(ratios):.2f}-{max(ratios):.2f})",
+        "loops",
+        f"{loops} loops x {per_loop:,} first callers, 50 ms STS (median of {herd_rounds})",
         statistics.median(cold_walls),
         statistics.median(fresh_walls),
         "1 call, 1 prompt",
         unit="ms",
+        spread=ratios,
+        loops=loops,
+        sts_calls=max(calls),
+        prompts=max(prompts),
     )
 
     shared = make()
@@ -384,20 +445,27 @@ async def main() -> None:
     calls_each = 2_000 if QUICK else 100_000
 
     def per_call_on_loops(fn: Callable[[], Awaitable[Any]]) -> float:
+        """Every loop calling at once: the seconds per call, all loops together (they share
+        the GIL: this is the throughput of the process)."""
+
         async def timed() -> None:
             for _ in range(calls_each):
                 await fn()
 
-        # Every loop at once: the median loop's seconds per call (the GIL is shared).
-        return statistics.median(on_loops(timed)) / calls_each
+        return on_loops(timed) / (calls_each * loops)
 
-    best_hit = min(per_call_on_loops(shared.credentials) for _ in range(1 if QUICK else 5))
-    best_bare = min(per_call_on_loops(bare) for _ in range(1 if QUICK else 5))
+    hits, bares = [], []
+    for _ in range(1 if QUICK else 5):  # interleaved rounds
+        hits.append(per_call_on_loops(shared.credentials))
+        bares.append(per_call_on_loops(bare))
     report(
-        f"cache hit on {loops} loops at once, per call per loop, vs a bare await",
-        best_hit,
-        best_bare,
+        "hit_loops",
+        f"cache hit on {loops} loops at once, per call (all loops), vs a bare await",
+        min(hits),
+        min(bares),
         "<= 3x",
+        spread=[h / b for h, b in zip(hits, bares, strict=True)],
+        loops=loops,
     )
     await shared.close()
 
@@ -420,13 +488,13 @@ async def main() -> None:
         keeper.cancel()
         await p.close()
         clock.offset = 0.0
-    for label, index in (("p50", n // 2), ("p99", n * 99 // 100), ("slowest", n - 1)):
-        report(
-            f"keep_fresh renewing, 200 ms STS: {label} of {n:,} callers",
-            statistics.median(lat[index] for lat in kept_lat),
-            statistics.median(lat[index] for lat in fresh_lat),
-            "<= 1x" if label == "slowest" else "-",
-        )
+    percentiles(
+        "keep_fresh",
+        f"keep_fresh renewing, 200 ms STS, {n:,} callers at once",
+        kept_lat,
+        fresh_lat,
+        ["p50", "p99", "slowest"],
+    )
     asyncio.run_coroutine_threadsafe(fake.stop(), sts_loop).result()
     sts_loop.call_soon_threadsafe(sts_loop.stop)
     sts_thread.join()

@@ -247,7 +247,7 @@ def main() -> None:
     report = asyncio.run(simulate(days=args.days, tasks=args.tasks, clients=args.clients))
     if args.json:
         figures = {k: v for k, v in dataclasses.asdict(report).items() if _plain(v)}
-        print(json.dumps({"benchmark": "week", **figures}))
+        print(json.dumps({"benchmark": "week", "python": sys.version.split()[0], **figures}))
         return
     for line in report.lines():
         print(line)

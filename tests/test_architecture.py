@@ -20,6 +20,7 @@ LAYERS = [
     {"integrations.aiobotocore"},
     {"_engine", "_keeper", "_events"},
     {"_provider", "_role", "_codes"},
+    {"integrations.aws_sdk", "integrations.aws_sdk_chain", "aws_sdk"},
     {"testing._fake_sts", "testing._clock"},
 ]  # fmt: skip
 

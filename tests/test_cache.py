@@ -372,6 +372,33 @@ async def test_keyring_without_a_backend_is_a_configuration_error_before_any_pro
     assert len(seen) == 1
 
 
+async def test_with_key_from_reads_the_key_once_at_first_use_off_the_loop(tmp_path: Path) -> None:
+    import threading
+
+    seen: list[str] = []
+
+    def load_key() -> str:
+        seen.append(threading.current_thread().name)
+        return CACHE_KEY
+
+    cache = EncryptedFileCache.with_key_from(tmp_path / "k", load_key)
+    assert seen == []  # nothing read yet
+    await cache.store(KEY_A, token(expires_at=9e9))
+    assert await cache.load(KEY_A) == token(expires_at=9e9)
+    assert len(seen) == 1
+    assert threading.main_thread().name not in seen
+    other = EncryptedFileCache(tmp_path / "k", key=CACHE_KEY)  # the same key, given directly
+    assert await other.load(KEY_A) == token(expires_at=9e9)
+
+    def broken() -> str:
+        raise ConfigurationError("no key here: set AIO_STS_SESSION_CACHE_KEY")
+
+    failing = EncryptedFileCache.with_key_from(tmp_path / "k", broken)
+    with pytest.raises(ConfigurationError, match="no key here"):
+        async with failing.lock(KEY_A, 5):
+            pass
+
+
 async def test_prune_skips_an_entry_whose_lock_another_process_holds(
     cache: EncryptedFileCache, cache_dir: Path, clock: FakeClock
 ) -> None:

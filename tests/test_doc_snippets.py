@@ -50,10 +50,15 @@ region = us-east-1
 [profile base]
 mfa_serial = arn:aws:iam::123456789012:mfa/alice
 region = us-east-1
+[profile team]
+mfa_serial = arn:aws:iam::123456789012:mfa/alice
+region = us-east-1
+aio_sts_session = true
+mfa_process = echo 123456
 """
 CREDENTIALS = "".join(
     f"[{name}]\naws_access_key_id = AKIAEXAMPLESNIPPET01\naws_secret_access_key = secret\n"
-    for name in ("default", "alice", "work", "base")
+    for name in ("default", "alice", "work", "base", "team")
 )
 
 
@@ -86,6 +91,10 @@ def test_the_pages_have_snippets() -> None:
 def test_every_snippet_runs(where: str, code: str, moto_url: str, tmp_path: Path) -> None:
     if "aioboto3" in code and importlib.util.find_spec("aioboto3") is None:
         pytest.skip("aioboto3 is not installed here (CI's Python 3.10 job has it)")
+    if "aws_sdk" in code and (
+        sys.version_info < (3, 12) or importlib.util.find_spec("aws_sdk_dynamodb") is None
+    ):
+        pytest.skip("the new AWS SDK is not installed here (CI's Python 3.13 job has it)")
     home = tmp_path / "home"
     (home / ".aws").mkdir(parents=True)
     (home / ".aws" / "config").write_text(CONFIG)

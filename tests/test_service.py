@@ -73,6 +73,40 @@ def test_one_provider_on_several_loops_and_threads_asks_once(
     assert len(prompts) == 1
 
 
+def test_a_loop_that_ends_closes_its_sts_client_on_itself(
+    threaded_fake_sts: FakeSts, clock: FakeClock
+) -> None:
+    """Each loop that refreshes gets its own STS client; when its ``asyncio.run`` ends, the
+    client is closed on that loop as it ends: nothing is left for the garbage collector to
+    report as an unclosed aiohttp session."""
+    import gc
+    import warnings
+    import weakref
+
+    fake = threaded_fake_sts
+    provider = provider_for_threaded_fake(fake, clock)
+    provider._root_source._callback = lambda request: fake.fresh_code(SERIAL)
+    clients: list[weakref.ref[object]] = []
+
+    async def one_refresh() -> None:
+        await provider.refresh()
+        clients.append(weakref.ref(provider._sts._clients[asyncio.get_running_loop()][0]))
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            thread = threading.Thread(target=asyncio.run, args=(one_refresh(),))
+            thread.start()
+            thread.join(60)
+        asyncio.run(provider.close())
+        gc.collect()
+    assert len(fake.token_calls) == 3
+    assert len(clients) == 3
+    assert all(client() is None for client in clients)  # collected, warning if unclosed
+    unclosed = [w for w in caught if "Unclosed" in str(w.message)]
+    assert unclosed == []
+
+
 async def test_a_waiter_on_another_loop_learns_that_the_refreshs_loop_ended() -> None:
     """The refresh runs on its starter's loop; if that loop ends first, a waiter of another
     loop is told (``FlightLost``) and decides again on its own, instead of waiting for ever."""
@@ -98,6 +132,45 @@ async def test_a_waiter_on_another_loop_learns_that_the_refreshs_loop_ended() ->
     with pytest.raises(FlightLost):
         await asyncio.wait_for(flight.result(waiter, None), 30)  # a hang detector only
     await asyncio.to_thread(thread.join, 30)
+
+
+async def test_a_loop_closed_under_its_refresh_is_noticed_once_per_waiting_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A loop closed with its refresh still pending (stopped and closed, never cancelled: no
+    callback ever runs there again): the other loop's waiters learn it from the one look
+    their loop takes, not from a timer each."""
+    from aio_sts_session import _flight
+
+    monkeypatch.setattr(_flight, "CROSS_LOOP_CHECK", 0.01)
+    loop = asyncio.new_event_loop()
+    made = threading.Event()
+    holder: dict[str, Flight] = {}
+
+    async def never() -> object:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    async def start() -> None:
+        holder["flight"] = Flight(never, lambda f: None, eager=True).start()  # type: ignore[arg-type]
+        made.set()
+
+    def run_then_close() -> None:
+        loop.run_until_complete(start())
+        loop.close()  # the refresh task is left pending: its done callback never runs
+
+    thread = threading.Thread(target=run_then_close)
+    thread.start()
+    await asyncio.to_thread(made.wait, 30)
+    await asyncio.to_thread(thread.join, 30)
+    flight = holder["flight"]
+    waiters = [flight.wait() for _ in range(100)]
+    assert flight._watched == {asyncio.get_running_loop()}  # one look for all 100
+    for waiter in waiters:
+        with pytest.raises(FlightLost):
+            await asyncio.wait_for(flight.result(waiter, None), 30)  # a hang detector only
+    assert flight._waiters == []
+    flight.task = None  # the dead loop's task: nothing to collect
 
 
 # -- max_wait: nobody waits for a person without limit -------------------------------------------

@@ -27,7 +27,7 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import botocore.session
@@ -294,9 +294,12 @@ class StsClientFactory:
         self._use_session_region = use_session_region
         self._fallback_region = fallback_region
         # One client per event loop that uses it (a client is bound to the loop that made it;
-        # a provider may serve several loops): loop -> (client, the keys it signs with).
-        self._clients: dict[asyncio.AbstractEventLoop, tuple[Any, tuple[str, str, str | None]]]
-        self._clients = {}
+        # a provider may serve several loops): loop -> (client, the keys it signs with, what
+        # closes it on that loop, see _closing_at_loop_end).
+        self._clients: dict[
+            asyncio.AbstractEventLoop,
+            tuple[Any, tuple[str, str, str | None], AsyncGenerator[None, None]],
+        ] = {}
         self._creating: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}
         self._target: tuple[botocore.session.Session, str, str | None] | None = None
         self._client_session: AioSession | None = None
@@ -350,8 +353,8 @@ class StsClientFactory:
             return await self._create(keys, loop)
 
     def _drop_ended_loops(self) -> None:
-        """Forget clients of loops that have ended (``asyncio.run`` returned): with no pooled
-        connection nothing is bound to them but the objects."""
+        """Forget clients of loops that have ended (``asyncio.run`` closed them as it ended,
+        see :func:`_closing_at_loop_end`)."""
         for loop in [loop for loop in self._clients if loop.is_closed()]:
             del self._clients[loop]
         for loop in [loop for loop in self._creating if loop.is_closed()]:
@@ -377,7 +380,9 @@ class StsClientFactory:
         ).__aenter__()
         self.region_name = client.meta.region_name
         self.endpoint_url = client.meta.endpoint_url
-        self._clients[loop] = (client, wanted)
+        closer = _closing_at_loop_end(client)
+        await anext(closer)
+        self._clients[loop] = (client, wanted, closer)
         return client
 
     async def _aio_session(self) -> AioSession:
@@ -419,20 +424,31 @@ class StsClientFactory:
     async def _close_here(self, loop: asyncio.AbstractEventLoop) -> None:
         held = self._clients.pop(loop, None)
         if held is not None:
-            with contextlib.suppress(Exception):
-                await held[0].__aexit__(None, None, None)
+            await held[2].aclose()
 
     async def close(self) -> None:
         """Close the running loop's client; a client of another loop still running is closed
-        on that loop; one of a loop that has ended is dropped."""
+        on that loop; one of a loop that has ended was closed as it ended."""
         running = asyncio.get_running_loop()
         await self._close_here(running)
-        for loop, (client, _) in list(self._clients.items()):
+        for loop, (_, _, closer) in list(self._clients.items()):
             del self._clients[loop]
             if not loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # closing meanwhile: nothing to do
-                    asyncio.run_coroutine_threadsafe(client.__aexit__(None, None, None), loop)
+                with contextlib.suppress(RuntimeError):  # closing meanwhile: it closes it
+                    asyncio.run_coroutine_threadsafe(closer.aclose(), loop)
         self._creating.clear()
+
+
+async def _closing_at_loop_end(client: Any) -> AsyncGenerator[None, None]:
+    """Closes ``client`` on its own loop when the provider closes it (``aclose()``) or when
+    the loop ends first: ``asyncio.run`` finalizes every suspended async generator of its loop
+    (``shutdown_asyncgens``) before closing it, so a provider serving threads that each run
+    ``asyncio.run`` leaves no client (and no unclosed aiohttp session) behind."""
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await client.__aexit__(None, None, None)
 
 
 class ProviderCredentials:

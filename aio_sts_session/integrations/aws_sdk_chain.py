@@ -1,0 +1,68 @@
+"""The entry point the new AWS SDK's default credential chain loads, in every program of an
+environment where this package is installed (group ``smithy_aws_core.identity.chain_providers``).
+
+It must never break a program that does not use this library. So it imports smithy only through
+:mod:`.aws_sdk`, and when that cannot be loaded (a smithy minor this version was not tested
+with), the link it returns stays out of every profile's way, except a profile that opted in
+(``aio_sts_session = true``): that one fails with a message naming the fix, rather than falling
+through to the profile's long-term keys without MFA.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..exceptions import ConfigurationError
+
+__all__ = ["OPT_IN", "chain_provider", "opted_in"]
+
+#: The profile setting that puts this library in the SDK's default chain for that profile.
+OPT_IN = "aio_sts_session"
+
+_TRUE = ("true", "yes", "1", "on")
+
+
+def opted_in(config: Any, profile: str | None) -> bool:
+    """Whether ``profile`` says ``aio_sts_session = true`` in the SDK's merged configuration."""
+    if config is None or profile is None:
+        return False
+    return str(config.get(profile, OPT_IN) or "").strip().lower() in _TRUE
+
+
+def chain_provider() -> Any:
+    """The link: :class:`~aio_sts_session.aws_sdk.ChainProvider`, or one that only refuses the
+    profiles that opted in when it cannot be loaded."""
+    try:
+        from .aws_sdk import ChainProvider
+
+        return ChainProvider()
+    except Exception as exc:  # an ImportError, or an AttributeError of a changed API
+        return Unavailable(exc)
+
+
+class Unavailable:
+    """The link when :mod:`.aws_sdk` cannot be loaded with the installed SDK."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    @property
+    def name(self) -> str:
+        return "AioStsSession"
+
+    @property
+    def ordering(self) -> Any:
+        from smithy_aws_core.identity.chain import Before, StandardProvider
+
+        return Before(slot=StandardProvider.PROFILE_ASSUME_ROLE)
+
+    async def setup(self, identity_type: type[Any], setup: Any) -> None:
+        profile = setup.profile_name
+        if not opted_in(setup.config_file, profile):
+            return
+        raise ConfigurationError(
+            f"Profile {profile!r} asks for an MFA session (aio_sts_session = true), but this "
+            f"version of aio-sts-session cannot work with the installed AWS SDK "
+            f"({type(self.error).__name__}: {self.error}): install the SDK versions it was "
+            "tested with (pip install 'aio-sts-session[aws-sdk]') or upgrade aio-sts-session."
+        )
