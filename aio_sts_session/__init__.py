@@ -9,6 +9,7 @@ the command line decides what it needs before it imports botocore.
 from __future__ import annotations
 
 import importlib
+import types
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -119,7 +120,8 @@ def __getattr__(name: str) -> Any:
     for public, where in _HOMES.items():  # every public name of that module, at once
         if where == home:
             value = getattr(module, public)
-            if isinstance(value, type):
+            # (A typing alias such as EventHandler is no class, though 3.10 says it is.)
+            if isinstance(value, type) and not isinstance(value, types.GenericAlias):
                 # Tracebacks and reprs show the public name (aio_sts_session.MfaError).
                 value.__module__ = __name__
             globals()[public] = value

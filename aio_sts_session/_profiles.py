@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import _botoconfig
 from ._keys import stored_key_id
+from ._rolesession import from_profile_settings
 from ._text import quote
 from .exceptions import ConfigurationError
 
@@ -48,7 +49,18 @@ _SHARED_OPTIONS = frozenset(
         "on_event",
     }
 )
-_ROLE_OPTIONS = frozenset({"duration_seconds", "role_session_name", "external_id"})
+_ROLE_OPTIONS = frozenset(
+    {
+        "duration_seconds",
+        "role_session_name",
+        "external_id",
+        "tags",
+        "transitive_tag_keys",
+        "source_identity",
+        "policy",
+        "policy_arns",
+    }
+)
 #: Root-profile settings that are a source of credentials this library does not take.
 _UNSUPPORTED_SOURCES = (
     "credential_process",
@@ -66,6 +78,9 @@ class RoleSettings:
     duration_seconds: int
     role_session_name: str | None
     external_id: str | None
+    #: ``tags``, ``transitive_tag_keys``, ``source_identity`` from the profile's
+    #: ``session_tags``, ``transitive_session_tags``, ``source_identity`` (aws-vault's names).
+    session_options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,6 +200,7 @@ def read_chain(name: str | None, *, require_keys: bool = True) -> ProfileChain:
                 duration_seconds=_int_setting(current, settings, "duration_seconds") or 3600,
                 role_session_name=settings.get("role_session_name"),
                 external_id=settings.get("external_id"),
+                session_options=from_profile_settings(current, settings),
             )
         )
         if source == current and settings.get("aws_access_key_id"):

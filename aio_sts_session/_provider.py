@@ -453,7 +453,9 @@ def from_profile(
 
     ``name=None`` follows botocore (``AWS_PROFILE``, then ``default``). Reads ``mfa_serial``
     (on the profile or any of its sources), ``duration_seconds``, ``role_arn``,
-    ``source_profile``, ``role_session_name``, ``external_id``, ``region``, ``mfa_process``
+    ``source_profile``, ``role_session_name``, ``external_id``, each role's
+    ``session_tags = key=value, key2=value2``, ``transitive_session_tags = key`` and
+    ``source_identity = name`` (aws-vault's names), ``region``, ``mfa_process``
     (a command printing the code, used when no ``mfa_callback`` is given) and the root's
     long-term keys; the STS client follows the root profile's settings (region,
     ``sts_regional_endpoints``, ``ca_bundle``, endpoint URLs), resolved by botocore.
@@ -461,7 +463,8 @@ def from_profile(
     ``overrides``: ``region_name``, ``endpoint_url``, ``sts_config``, ``clock``,
     ``prefetch_seconds``, ``stale_seconds``; for the MFA session ``mfa_serial``,
     ``session_duration_seconds``, ``mfa_attempts``, ``mfa_timeout``; for the role
-    ``duration_seconds``, ``role_session_name``, ``external_id``.
+    ``duration_seconds``, ``role_session_name``, ``external_id``, ``tags``,
+    ``transitive_tag_keys``, ``source_identity``, ``policy``, ``policy_arns``.
 
     Reads the two files synchronously (a few ms, once): in async code call it at start-up
     or through ``asyncio.to_thread``. Raises :class:`ConfigurationError` for any problem in the
@@ -490,6 +493,7 @@ def build(
             "duration_seconds": role.duration_seconds,
             "role_session_name": role.role_session_name,
             "external_id": role.external_id,
+            **role.session_options,
             **shared,
         }
         if index == len(chain.roles) - 1:

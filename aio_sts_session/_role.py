@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import re
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ._cache import TokenCache
@@ -31,6 +32,7 @@ from ._config import (
 from ._engine import Plan, ProviderStats, RefreshEngine
 from ._log import logger
 from ._models import CachedToken, SessionCredentials
+from ._rolesession import RoleSessionOptions
 from ._sts import RoleCall, SessionExpired, SourceKeys, call_assume_role
 from .exceptions import ConfigurationError, StsError
 
@@ -76,13 +78,20 @@ class RoleHolder(RefreshEngine):
         duration_seconds: int = 3600,
         role_session_name: str | None = None,
         external_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        transitive_tag_keys: Sequence[str] | None = None,
+        source_identity: str | None = None,
+        policy: str | Mapping[str, Any] | None = None,
+        policy_arns: Sequence[str] | None = None,
         **options: Any,
     ) -> AssumeRoleProvider:
         """An :class:`AssumeRoleProvider` for ``role_arn`` on this provider's credentials: every
         role on one MFA session shares its one prompt. ``duration_seconds`` above 3600 (AWS's
         cap for role chaining) assumes the role with the long-term keys and an MFA code instead
         (one prompt per role refresh); on a role provider (a chain of roles) it is refused.
-        Region, endpoint, cache and clock are this provider's unless given in ``options``
+        ``tags``, ``transitive_tag_keys``, ``source_identity``, ``policy`` and ``policy_arns``
+        go to AssumeRole as STS takes them (see :class:`AssumeRoleProvider`). Region,
+        endpoint, cache and clock are this provider's unless given in ``options``
         (``region_name``, ``endpoint_url``, ``cache``, ``prefetch_seconds``,
         ``stale_seconds``, ``sts_config``)."""
         return AssumeRoleProvider(
@@ -91,6 +100,11 @@ class RoleHolder(RefreshEngine):
             duration_seconds=duration_seconds,
             role_session_name=role_session_name,
             external_id=external_id,
+            tags=tags,
+            transitive_tag_keys=transitive_tag_keys,
+            source_identity=source_identity,
+            policy=policy,
+            policy_arns=policy_arns,
             **options,
         )
 
@@ -131,6 +145,15 @@ class AssumeRoleProvider(RoleHolder):
       Above the role's ``MaxSessionDuration`` STS refuses: :class:`ConfigurationError`.
     - ``role_session_name``: default ``aio-sts-session-<login name>``, the same in every
       process (it is part of the cache entry key); ``external_id``: as the trust policy says.
+    - ``tags`` (a mapping, up to 50 session tags) and ``transitive_tag_keys`` (which of them
+      pass on to roles assumed with this one's credentials); ``source_identity`` (2 to 64
+      characters, fixed for the rest of a chain of roles); session policies that narrow the
+      role's permissions: ``policy`` (a JSON policy document, as a str or a dict) and
+      ``policy_arns`` (up to 10 managed policies). Each is held to STS's limits before anyone
+      is asked for a code, and each is part of the session's identity: the same role with
+      other tags or another policy is another cache entry. Session tags need
+      ``sts:TagSession`` in the role's trust policy, a source identity
+      ``sts:SetSourceIdentity``.
     - ``region_name``, ``endpoint_url``, ``cache``, ``clock``, ``sts_config``: the source's
       unless given; ``prefetch_seconds`` (300), ``stale_seconds`` (60); ``max_wait`` and
       ``on_event``: the source's unless given.
@@ -150,6 +173,11 @@ class AssumeRoleProvider(RoleHolder):
         duration_seconds: int = 3600,
         role_session_name: str | None = None,
         external_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        transitive_tag_keys: Sequence[str] | None = None,
+        source_identity: str | None = None,
+        policy: str | Mapping[str, Any] | None = None,
+        policy_arns: Sequence[str] | None = None,
         region_name: str | None = None,
         endpoint_url: str | None = None,
         cache: TokenCache | None = None,
@@ -163,6 +191,14 @@ class AssumeRoleProvider(RoleHolder):
     ) -> None:
         session_name = role_session_name or default_session_name()
         validate_role(role_arn, duration_seconds, session_name, external_id)
+        session_options = RoleSessionOptions.checked(
+            role_arn,
+            tags=tags,
+            transitive_tag_keys=transitive_tag_keys,
+            source_identity=source_identity,
+            policy=policy,
+            policy_arns=policy_arns,
+        )
         validate_windows(prefetch_seconds, stale_seconds)
         validate_endpoint(endpoint_url)
         if isinstance(max_wait, Inherit):
@@ -200,6 +236,7 @@ class AssumeRoleProvider(RoleHolder):
                 external_id=external_id,
                 with_mfa=True,
                 chained=not direct,
+                session=session_options,
             ),
             session_name=session_name,
             parent=source,
@@ -262,9 +299,10 @@ class _RoleSource:
 
     def describe(self) -> str:
         mode = "direct with MFA" if self.direct else "chained on the MFA session"
+        options = self.role.session.describe()
         return (
             f"role_arn={self.role.role_arn!r}, role_session_name={self.session_name!r}, "
-            f"duration_seconds={self.role.duration} ({mode})"
+            f"duration_seconds={self.role.duration} ({mode})" + (f", {options}" if options else "")
         )
 
     def use_attached(self, session: Any) -> None:
@@ -289,6 +327,9 @@ class _RoleSource:
                 str(self.role.duration),
                 "direct" if self.direct else "chained",
                 *await self._target(),
+                # Tags, source identity, session policies: another session (absent when none,
+                # so an entry made before they existed keeps its name).
+                *filter(None, [self.role.session.key()]),
                 parent_key,
             )
         )

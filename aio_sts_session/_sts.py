@@ -21,6 +21,7 @@ from botocore.parsers import ResponseParserError
 from ._clock import Clock
 from ._log import logger
 from ._models import CachedToken, SessionCredentials
+from ._rolesession import RoleSessionOptions
 from ._text import first_line, quote
 from .exceptions import (
     ConfigurationError,
@@ -213,6 +214,8 @@ class RoleCall:
     external_id: str | None
     with_mfa: bool
     chained: bool  # signed with session credentials (which STS may refuse as expired)
+    # tags, source identity, session policies
+    session: RoleSessionOptions = dataclasses.field(default_factory=RoleSessionOptions)
 
 
 def _map_client_error(
@@ -275,7 +278,14 @@ def _map_role_error(
             "update-role --max-session-duration, up to 43200)."
         )
     if kind is ErrorKind.DENIED:
-        hints = ["the role's trust policy must allow this identity to call sts:AssumeRole"]
+        actions = ["sts:AssumeRole"]
+        if role.session.tags:
+            actions.append("sts:TagSession (for the session tags)")
+        if role.session.source_identity is not None:
+            actions.append("sts:SetSourceIdentity (for the source identity)")
+        hints = [
+            "the role's trust policy must allow this identity to call " + " and ".join(actions)
+        ]
         if not role.with_mfa:
             hints.append("roles that demand MFA need mfa_serial (and a callback)")
         if role.external_id is not None:
@@ -284,13 +294,31 @@ def _map_role_error(
             f"STS refused AssumeRole of {role.role_arn} for {role.identity} ({code}): "
             f"{'; '.join(hints)}."
         )
-    if kind is ErrorKind.OTHER and code == "ValidationError":
+    if kind is ErrorKind.OTHER and code == "PackedPolicyTooLarge":
         return ConfigurationError(
-            f"STS refused AssumeRole of {role.role_arn} as invalid (duration_seconds="
-            f"{role.duration}, external_id given: {role.external_id is not None}): see the "
-            "chained botocore error."
+            f"STS refused AssumeRole of {role.role_arn}: its session tags and session policies "
+            f"({role.session.describe()}) are too large once packed; pass fewer or shorter "
+            "tags, or a shorter policy."
+        )
+    if kind is ErrorKind.OTHER and code in _INVALID_CODES:
+        sent = f"duration_seconds={role.duration}, external_id given: "
+        sent += str(role.external_id is not None)
+        hint = ""
+        if role.session:
+            sent += f"; {role.session.describe()}"
+            hint = (
+                "; along a chain of roles a source identity cannot change, and a tag an earlier "
+                "role passed as transitive cannot be set again"
+            )
+        return ConfigurationError(
+            f"STS refused AssumeRole of {role.role_arn} as invalid ({sent}): see the chained "
+            f"botocore error{hint}."
         )
     return None
+
+
+#: What STS answers to a request it will never take as it is.
+_INVALID_CODES = frozenset({"ValidationError", "InvalidParameterValue", "MalformedPolicyDocument"})
 
 
 def _map_botocore_error(exc: BotoCoreError, endpoint: str | None) -> StsSessionError:
@@ -492,6 +520,7 @@ async def call_assume_role(
     }
     if role.external_id is not None:
         params["ExternalId"] = role.external_id
+    params.update(role.session.params())
     if serial is not None and code is not None:
         params["SerialNumber"] = serial
         params["TokenCode"] = code

@@ -16,7 +16,7 @@ LAYERS = [
     {"exceptions", "_models", "_clock", "_text", "_procs", "_log", "_version"},
     {"_policy"},
     {"_flight", "_cache", "_entry", "_cachekey", "_keys", "_profiles", "_botoconfig", "_sts",
-     "_mfa", "_callbacks", "_config"},
+     "_mfa", "_callbacks", "_config", "_rolesession", "_signin"},
     {"integrations.aiobotocore"},
     {"_engine", "_keeper", "_events"},
     {"_provider", "_role", "_codes"},

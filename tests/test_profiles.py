@@ -312,6 +312,24 @@ async def test_the_source_profiles_endpoint_settings_are_botocores(
             "source_profile but no role_arn",
         ),
         (
+            "[profile tagged]\nrole_arn = arn:aws:iam::123456789012:role/x\nsource_profile = base\n"
+            "session_tags = team\n",
+            "tagged",
+            r"session_tags in profile 'tagged': 'team' is not key=value",
+        ),
+        (
+            "[profile tagged]\nrole_arn = arn:aws:iam::123456789012:role/x\nsource_profile = base\n"
+            "session_tags = team=a\ntransitive_session_tags = env\n",
+            "tagged",
+            r"Profile 'tagged': Transitive tag key 'env' .* is not one of its session tags",
+        ),
+        (
+            "[profile tagged]\nrole_arn = arn:aws:iam::123456789012:role/x\nsource_profile = base\n"
+            "source_identity = a\n",
+            "tagged",
+            r"Profile 'tagged': source_identity 'a'",
+        ),
+        (
             "[profile noserial]\nrole_arn = arn:aws:iam::123456789012:role/x\n",
             "noserial",
             "role_arn but no source_profile",
@@ -401,3 +419,38 @@ def test_a_resolved_profile_chain_never_shows_the_secret(aws_files: Any) -> None
     assert secret
     assert secret not in repr(chain)
     assert secret not in str(chain)
+
+
+async def test_session_tags_and_source_identity_in_the_profile_reach_sts(
+    aws_files: Any, fake_sts: FakeSts, device: Device, clock: FakeClock
+) -> None:
+    """aws-vault's names: ``session_tags``, ``transitive_session_tags``, ``source_identity``;
+    an override for the named profile's role wins over its setting."""
+    aws_files(
+        STANDARD
+        + """
+[profile tagged]
+role_arn = arn:aws:iam::123456789012:role/admin
+source_profile = base
+session_tags = team=payments, Cost Center = 42
+transitive_session_tags = team
+source_identity = alice
+"""
+    )
+    fake_sts.add_role("admin")
+    provider = ass.from_profile("tagged", mfa_callback=device, clock=clock)
+    await provider.credentials()
+    [call] = fake_sts.role_calls
+    assert call.options == {
+        "tags": {"team": "payments", "Cost Center": "42"},
+        "transitive_tag_keys": ["team"],
+        "source_identity": "alice",
+    }
+    await provider.close()
+    overridden = ass.from_profile(
+        "tagged", mfa_callback=device, clock=clock, source_identity="alice.smith"
+    )
+    await overridden.credentials()
+    assert fake_sts.role_calls[-1].options["source_identity"] == "alice.smith"
+    assert len(fake_sts.role_calls) == 2
+    await overridden.close()

@@ -389,3 +389,134 @@ async def test_a_transient_fault_on_assume_role_costs_no_prompt(
     assert len(device.requests) == 1
     assert isinstance(role, AssumeRoleProvider)
     await role.close()
+
+
+# -- session tags, source identity, session policies ----------------------------------------------
+
+POLICY = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}'
+
+
+async def test_session_tags_source_identity_and_policies_reach_sts_as_sent(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, admin: str
+) -> None:
+    role = make_provider().assume_role(
+        admin,
+        tags={"team": "payments", "Cost Center": "42"},
+        transitive_tag_keys=["team"],
+        source_identity="alice",
+        policy=POLICY,
+        policy_arns=["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+    )
+    await role.credentials()
+    [call] = fake_sts.role_calls
+    assert call.outcome == "ok"
+    assert call.options == {
+        "tags": {"team": "payments", "Cost Center": "42"},
+        "transitive_tag_keys": ["team"],
+        "source_identity": "alice",
+        "policy": POLICY,
+        "policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+    }
+    assert "session tags team, Cost Center" in repr(role)
+    assert "payments" not in repr(role)  # tag values are not shown
+    await role.close()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"tags": {"aws:team": "x"}},
+        {"tags": {"team": "x"}, "transitive_tag_keys": ["env"]},
+        {"source_identity": "a"},
+        {"policy": "{"},
+        {"policy_arns": ["not-an-arn"]},
+    ],
+)
+async def test_a_bad_session_option_is_refused_before_anyone_is_asked(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, admin: str, options: Any
+) -> None:
+    session = make_provider()
+    with pytest.raises(ConfigurationError):
+        session.assume_role(admin, **options)
+    assert device.requests == []
+    assert fake_sts.calls == []
+
+
+async def test_other_tags_or_another_policy_is_another_session_never_the_cached_one(
+    make_provider: MakeProvider,
+    fake_sts: FakeSts,
+    device: Device,
+    clock: FakeClock,
+    tmp_path: Path,
+    admin: str,
+) -> None:
+    cache = EncryptedFileCache(tmp_path / "cache", key=KEY, clock=clock)
+    variants: list[dict[str, Any]] = [
+        {},
+        {"tags": {"team": "a"}},
+        {"tags": {"team": "b"}},
+        {"tags": {"team": "a"}, "transitive_tag_keys": ["team"]},
+        {"source_identity": "alice"},
+        {"policy": POLICY},
+        {"policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"]},
+    ]
+    session = make_provider(cache=cache)
+    got = []
+    for options in variants:
+        role = session.assume_role(admin, **options)
+        got.append((await role.credentials()).access_key_id)
+    assert len(set(got)) == len(variants)  # seven sessions, seven AssumeRole calls
+    assert len(fake_sts.role_calls) == len(variants)
+    # Another process, the same options: the cached session, no call.
+    again = make_provider(cache=cache).assume_role(admin, tags={"team": "b"})
+    assert (await again.credentials()).access_key_id == got[2]
+    assert len(fake_sts.role_calls) == len(variants)
+    assert len(device.requests) == 1
+
+
+async def test_along_a_chain_transitive_tags_and_the_source_identity_hold(
+    make_provider: MakeProvider, fake_sts: FakeSts, device: Device, admin: str
+) -> None:
+    """STS keeps a transitive tag and the source identity for the rest of a chain of roles:
+    setting them again differently is refused, and the error says why, once (no retry, no
+    prompt)."""
+    audit = fake_sts.add_role("audit", trusted={"role/admin", "alice"})
+    first = make_provider().assume_role(
+        admin, tags={"team": "payments"}, transitive_tag_keys=["team"], source_identity="alice"
+    )
+    fine = first.assume_role(audit, source_identity="alice")
+    await fine.credentials()
+    assert fake_sts.role_calls[-1].outcome == "ok"
+    retag = first.assume_role(audit, tags={"team": "other"}, role_session_name="retag")
+    with pytest.raises(ConfigurationError, match="transitive cannot be set again"):
+        await retag.credentials()
+    other = first.assume_role(audit, source_identity="mallory", role_session_name="other")
+    with pytest.raises(ConfigurationError, match="source identity cannot change"):
+        await other.credentials()
+    with pytest.raises(ConfigurationError):
+        await other.credentials()  # remembered: STS is not asked again
+    assert [c.outcome for c in fake_sts.role_calls].count("bad-session-options") == 2
+    assert len(device.requests) == 1
+    for provider in (fine, retag, other):
+        await provider.close()
+
+
+async def test_a_trust_policy_without_tag_session_is_named(
+    make_provider: MakeProvider, fake_sts: FakeSts
+) -> None:
+    arn = fake_sts.add_role("strict", allow_tag_session=False, allow_source_identity=False)
+    role = make_provider().assume_role(arn, tags={"team": "a"}, source_identity="alice")
+    with pytest.raises(StsError, match=r"sts:TagSession .* sts:SetSourceIdentity"):
+        await role.credentials()
+    await role.close()
+
+
+async def test_packed_too_large_is_a_configuration_error_naming_the_options(
+    make_provider: MakeProvider, fake_sts: FakeSts, admin: str
+) -> None:
+    fake_sts.packed_policy_limit = 10
+    role = make_provider().assume_role(admin, tags={"team": "payments"}, policy=POLICY)
+    says = r"session tags team; an inline session policy\) are too large once packed"
+    with pytest.raises(ConfigurationError, match=says):
+        await role.credentials()
+    await role.close()

@@ -20,7 +20,7 @@ from .._log import logger
 from .._text import quote
 from .._version import __version__
 from ..exceptions import StsSessionError
-from . import cache, credentials, keys, status, warm, wrap
+from . import cache, credentials, keys, login, status, warm, wrap
 from . import exec as exec_command
 from .advice import AdviceFormatter, UsageError, describe, one_line
 from .options import PROG, epilog
@@ -31,7 +31,7 @@ __all__ = ["build_parser", "main"]
 
 #: The command modules, in the order ``--help`` lists them; each has ``register(commands)``,
 #: which adds its parser and sets ``run`` to its handler.
-COMMANDS = (credentials, exec_command, wrap, status, keys, cache)
+COMMANDS = (credentials, exec_command, login, wrap, status, keys, cache)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,9 +10,16 @@ credentials that expire by the injected clock, checks session tokens on later ca
 any action.
 
 AssumeRole is checked as STS does: each :class:`Role` has a trust policy (which users, MFA
-required, an external id) and a ``MaxSessionDuration``; a role assumed with temporary
-credentials is capped at one hour ("role chaining"); MFA is present when the signing session
-was made with a code, or when the call itself carries a valid one.
+required, an external id, ``sts:TagSession``, ``sts:SetSourceIdentity``) and a
+``MaxSessionDuration``; a role assumed with temporary credentials is capped at one hour ("role
+chaining"); MFA is present when the signing session was made with a code, or when the call
+itself carries a valid one. Session tags, transitive tag keys, a source identity and session
+policies are recorded (``Call.options``) and held to STS's rules: a transitive tag or a source
+identity set earlier in a chain cannot be changed.
+
+The console's federation endpoint is played too, at ``/federation`` (:attr:`FakeSts.signin_url`):
+``getSigninToken`` takes role credentials only (not GetSessionToken's), and ``login`` answers
+for a sign-in token it issued, once.
 
 Two clocks: botocore signs with the machine's wall clock, so ``X-Amz-Date`` is checked against
 ``time.time() + server_offset``; everything about tokens and codes follows the injected clock
@@ -25,6 +32,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import email.utils
+import json
 import random
 import secrets
 import time
@@ -80,6 +88,8 @@ class Role:
     require_mfa: bool = True  # Condition aws:MultiFactorAuthPresent
     external_id: str | None = None  # Condition sts:ExternalId
     trusted: set[str] | None = None  # user names and "role/<name>"s; None: the whole account
+    allow_tag_session: bool = True  # sts:TagSession in the trust policy
+    allow_source_identity: bool = True  # sts:SetSourceIdentity in the trust policy
 
 
 @dataclasses.dataclass
@@ -91,6 +101,9 @@ class Issued:
     user: str
     arn: str = ""
     mfa: bool = False
+    transitive_tags: dict[str, str] = dataclasses.field(default_factory=dict)
+    source_identity: str | None = None
+    chained: bool = False  # a role assumed with temporary credentials
 
 
 @dataclasses.dataclass
@@ -105,6 +118,9 @@ class Call:
     role: str | None = None  # AssumeRole's RoleArn
     session_name: str | None = None
     signed_with_session: bool = False
+    #: AssumeRole's session options as sent: ``tags`` (dict), ``transitive_tag_keys``,
+    #: ``source_identity``, ``policy``, ``policy_arns``; getSigninToken's ``session_duration``.
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 ACCOUNT = "123456789012"
@@ -169,6 +185,10 @@ class FakeSts:
         self.fault_rate = 0.0  # probability of a 503 on any request (soak tests)
         self.rng = random.Random(0)
         self.duration_cap: int | None = None  # e.g. 3600, as for root
+        # The packed size STS allows session tags and policies (None: only the plaintext
+        # limits): over it, PackedPolicyTooLarge.
+        self.packed_policy_limit: int | None = None
+        self.signin_tokens: dict[str, tuple[Issued, float]] = {}  # token -> session, expiry
         self.faults: deque[Fault] = deque()
         self.delay = 0.0  # seconds before answering GetSessionToken (benchmarks)
         self.gate: asyncio.Event | None = None  # when set, GetSessionToken waits for it
@@ -287,6 +307,12 @@ class FakeSts:
     def role_calls(self) -> list[Call]:
         return [c for c in self.calls if c.action == "AssumeRole"]
 
+    @property
+    def signin_url(self) -> str:
+        """The console's federation endpoint, played by this fake (what
+        ``AIO_STS_SESSION_SIGNIN_URL`` points the command line at)."""
+        return f"{self.url}/federation"
+
     def add_role(self, name: str, **options: object) -> str:
         arn = f"arn:aws:iam::123456789012:role/{name}"
         self.roles[arn] = Role(arn, **options)  # type: ignore[arg-type]
@@ -367,6 +393,7 @@ class FakeSts:
     async def start(self) -> FakeSts:
         app = web.Application()
         app.router.add_post("/", self._handle)
+        app.router.add_get("/federation", self._federation)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -585,6 +612,7 @@ class FakeSts:
             session_name=name,
             signed_with_session=session is not None,
         )
+        call.options = _session_options(form)
         self.calls.append(call)
         fault = self.pop_fault("AssumeRole")
         if fault is not None:
@@ -630,13 +658,23 @@ class FakeSts:
             if refused is not None:
                 return refused
             mfa = True
+        options = call.options
         if (
             (role.require_mfa and not mfa)
             or (role.external_id is not None and form.get("ExternalId") != role.external_id)
             or (role.trusted is not None and principal not in role.trusted)
+            or ("tags" in options and not role.allow_tag_session)
+            or ("source_identity" in options and not role.allow_source_identity)
         ):
             call.outcome = "denied"
             return denied
+        refused = self._check_session_options(options, session)
+        if refused is not None:
+            call.outcome = "bad-session-options"
+            return refused
+        inherited = dict(session.transitive_tags) if session is not None else {}
+        tags = options.get("tags", {})
+        transitive = {k: tags[k] for k in options.get("transitive_tag_keys", [])}
         role_name = role_arn.rsplit("/", 1)[-1]
         issued = Issued(
             access_key_id="ASIA" + secrets.token_hex(8).upper(),
@@ -646,6 +684,10 @@ class FakeSts:
             user=session.user if session is not None else self.user_name(akid),
             arn=f"arn:aws:sts::123456789012:assumed-role/{role_name}/{name}",
             mfa=mfa,
+            transitive_tags={**inherited, **transitive},
+            source_identity=options.get("source_identity")
+            or (session.source_identity if session is not None else None),
+            chained=session is not None,
         )
         self.issued[issued.token] = issued
         return self._xml(
@@ -658,6 +700,105 @@ class FakeSts:
             f"<Arn>{issued.arn}</Arn></AssumedRoleUser>"
             f"</AssumeRoleResult><ResponseMetadata><RequestId>{secrets.token_hex(8)}"
             "</RequestId></ResponseMetadata></AssumeRoleResponse>"
+        )
+
+    def _check_session_options(
+        self, options: dict[str, Any], session: Issued | None
+    ) -> web.Response | None:
+        """STS's rules for session tags, source identity and session policies."""
+        tags: dict[str, str] = options.get("tags", {})
+        if len(tags) > 50 or any(not 1 <= len(k) <= 128 or len(v) > 256 for k, v in tags.items()):
+            return self._error(400, "ValidationError", "Session tags exceed STS's limits.")
+        lowered = {k.lower() for k in tags}
+        if any(k.lower() not in lowered for k in options.get("transitive_tag_keys", [])):
+            return self._error(
+                400, "InvalidParameterValue", "Transitive tag keys must be session tag keys."
+            )
+        if session is not None:
+            if lowered & {k.lower() for k in session.transitive_tags}:
+                return self._error(
+                    400,
+                    "InvalidParameterValue",
+                    "A session tag set as transitive earlier in the role chain cannot be set.",
+                )
+            source = options.get("source_identity")
+            if session.source_identity and source and source != session.source_identity:
+                return self._error(
+                    400, "ValidationError", "The source identity of a role chain cannot change."
+                )
+        policy_text = len(options.get("policy", "")) + sum(
+            len(a) for a in options.get("policy_arns", [])
+        )
+        if policy_text > 2048:
+            return self._error(400, "ValidationError", "Session policies exceed 2048 characters.")
+        packed = policy_text + sum(len(k) + len(v) for k, v in tags.items())
+        if self.packed_policy_limit is not None and packed > self.packed_policy_limit:
+            return self._error(
+                400,
+                "PackedPolicyTooLarge",
+                f"Packed size of session policies and tags exceeds the limit ({packed}).",
+            )
+        return None
+
+    # -- the console's federation endpoint --------------------------------------------------
+
+    async def _federation(self, request: web.Request) -> web.StreamResponse:
+        """``getSigninToken`` (role credentials in, a sign-in token out) and ``login``."""
+        query = request.query
+        action = query.get("Action", "")
+        if action == "login":
+            return self._signin(query.get("SigninToken", ""), query.get("Destination", ""))
+        call = Call("getSigninToken", "?", None, None, None, "ok", self.now())
+        self.calls.append(call)
+        if action != "getSigninToken":
+            call.outcome = "bad-action"
+            return web.Response(status=400, text="unknown Action")
+        fault = self.pop_fault("getSigninToken")
+        if fault is not None:
+            call.outcome = f"fault:{fault.code}"
+            return web.Response(status=fault.status, text=fault.message)
+        try:
+            creds = json.loads(query.get("Session", ""))
+            issued = self.issued.get(str(creds["sessionToken"]))
+            ok = issued is not None and (
+                issued.access_key_id == creds["sessionId"] and issued.secret == creds["sessionKey"]
+            )
+        except (ValueError, KeyError, TypeError):
+            ok, issued = False, None
+        if not ok or issued is None or issued.expires_at <= self.now():
+            call.outcome = "bad-session"
+            return web.Response(status=400, text="invalid or expired session credentials")
+        call.access_key_id = issued.access_key_id
+        if ":assumed-role/" not in issued.arn:  # GetSessionToken's: the console refuses them
+            call.outcome = "not-a-role"
+            return web.Response(status=400, text="the console accepts role credentials only")
+        lasts = issued.expires_at - self.now()
+        raw = query.get("SessionDuration")
+        if raw is not None:
+            call.options["session_duration"] = raw
+            seconds = int(raw) if raw.isdigit() else 0
+            cap = 3600 if issued.chained else 43200
+            if not 900 <= seconds <= cap:
+                call.outcome = "bad-duration"
+                return web.Response(status=400, text=f"SessionDuration must be 900..{cap}")
+            lasts = seconds
+        token = secrets.token_urlsafe(40)
+        self.signin_tokens[token] = (issued, self.now() + 900)  # a sign-in token lasts 15 min
+        call.options["console_seconds"] = lasts
+        return web.json_response({"SigninToken": token})
+
+    def _signin(self, token: str, destination: str) -> web.Response:
+        call = Call("login", "?", None, None, None, "ok", self.now())
+        self.calls.append(call)
+        found = self.signin_tokens.pop(token, None)  # once
+        if found is None or found[1] <= self.now():
+            call.outcome = "bad-token"
+            return web.Response(status=400, text="invalid or expired sign-in token")
+        issued = found[0]
+        call.access_key_id = issued.access_key_id
+        call.options["destination"] = destination
+        return web.Response(
+            text=f"signed in to the console as {issued.arn}; going to {destination}"
         )
 
     async def _fault_response(self, request: web.Request, fault: Fault) -> web.StreamResponse:
@@ -673,6 +814,41 @@ class FakeSts:
         if fault.kind == "body":
             return self._xml(fault.body)
         return self._error(fault.status, fault.code, fault.message)
+
+
+def _session_options(form: dict[str, str]) -> dict[str, Any]:
+    """AssumeRole's session options from the request's form, as they were sent."""
+    options: dict[str, Any] = {}
+
+    def members(prefix: str) -> list[str]:
+        found = []
+        for n in range(1, 1000):
+            if not any(
+                key in form for key in (f"{prefix}.{n}", f"{prefix}.{n}.Key", f"{prefix}.{n}.arn")
+            ):
+                break
+            found.append(str(n))
+        return found
+
+    tags = {
+        form[f"Tags.member.{n}.Key"]: form.get(f"Tags.member.{n}.Value", "")
+        for n in members("Tags.member")
+    }
+    if tags:
+        options["tags"] = tags
+    transitive = [
+        form[f"TransitiveTagKeys.member.{n}"] for n in members("TransitiveTagKeys.member")
+    ]
+    if transitive:
+        options["transitive_tag_keys"] = transitive
+    if "SourceIdentity" in form:
+        options["source_identity"] = form["SourceIdentity"]
+    if "Policy" in form:
+        options["policy"] = form["Policy"]
+    arns = [form[f"PolicyArns.member.{n}.arn"] for n in members("PolicyArns.member")]
+    if arns:
+        options["policy_arns"] = arns
+    return options
 
 
 def _iso(epoch: float) -> str:

@@ -72,7 +72,8 @@ sts =
     async def run(self, *args: str, env: dict[str, str] | None = None, mfa: bool = True) -> Result:
         argv = [sys.executable, "-m", "aio_sts_session", *args]
         at = 4 if args[:1] == ("-v",) else 3  # the command, after a leading -v
-        if mfa and len(argv) > at and argv[at] in ("credential-process", "env", "exec", "rotate"):
+        asks = ("credential-process", "env", "exec", "rotate", "login")
+        if mfa and len(argv) > at and argv[at] in asks:
             argv[at : at + 1] = [argv[at], "--mfa-command", MFA_COMMAND]
         process = await asyncio.create_subprocess_exec(
             *argv,
