@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._log import logger
 from .exceptions import ProviderClosedError, StsSessionError
 
-if TYPE_CHECKING:
-    from ._engine import RefreshEngine
-
-__all__ = ["MAX_NAP", "Keeper"]
+__all__ = ["MAX_NAP", "Keeper", "Renewable"]
 
 
 #: Sleep at most this long between checks (a suspended laptop wakes up to a clock jump).
@@ -31,12 +28,21 @@ FIRST_RETRY = 10.0
 Sleep = Callable[[float], Awaitable[Any]]
 
 
+class Renewable(Protocol):
+    """What a keeper needs of a provider (a ``Renewable``): when it is due, and a
+    renewal."""
+
+    def next_refresh_at(self) -> float | None: ...
+
+    async def _renew(self) -> Any: ...
+
+
 class Keeper:
     """Keeps ``providers`` fresh, each on its own schedule (see the module's docstring)."""
 
     def __init__(
         self,
-        providers: Sequence[RefreshEngine],
+        providers: Sequence[Renewable],
         clock: Callable[[], float],
         sleep: Sleep = asyncio.sleep,
     ) -> None:
@@ -44,7 +50,7 @@ class Keeper:
         self.clock = clock
         self.sleep = sleep
 
-    async def renew_if_due(self, provider: RefreshEngine) -> float:
+    async def renew_if_due(self, provider: Renewable) -> float:
         """Renew ``provider`` if it is due (or get its first credentials); returns seconds
         until it is due next (at least 1)."""
         due = provider.next_refresh_at()
@@ -71,7 +77,7 @@ class Keeper:
         return min(waits, default=MAX_NAP)
 
     async def run(self) -> None:
-        async def keep(provider: RefreshEngine) -> None:
+        async def keep(provider: Renewable) -> None:
             while True:
                 await self.sleep(min(await self.renew_if_due(provider), MAX_NAP))
 

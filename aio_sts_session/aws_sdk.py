@@ -29,7 +29,8 @@ if sys.version_info < (3, 12):  # pragma: no cover - smithy-python needs 3.12
         "install 'aio-sts-session[aws-sdk]' and the SDK's service packages (aws-sdk-dynamodb, …)."
     )
 try:
-    from .integrations.aws_sdk import OPT_IN, ChainProvider, IdentityResolver
+    from .integrations.aws_sdk import IdentityResolver
+    from .integrations.aws_sdk_chain import OPT_IN, ChainProvider
 except ImportError as exc:
     raise ImportError(
         "aio_sts_session.aws_sdk needs smithy-aws-core (the new AWS SDK for Python): pip "

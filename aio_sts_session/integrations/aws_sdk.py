@@ -26,20 +26,16 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from smithy_aws_core.identity import AWSCredentialsIdentity
-from smithy_aws_core.identity.chain import Before, StandardProvider
 from smithy_core.exceptions import SmithyError
 
 from .._models import SessionCredentials
 from .._sts import serial_account
 from ..exceptions import StsSessionError
-from .aws_sdk_chain import OPT_IN, opted_in
 
 if TYPE_CHECKING:
-    from smithy_aws_core.identity.chain import ChainSetup
-
     from .._engine import RefreshEngine
 
-__all__ = ["OPT_IN", "ChainProvider", "IdentityResolver"]
+__all__ = ["IdentityResolver", "as_sdk_error", "resolver_for"]
 
 
 class IdentityResolver:
@@ -155,46 +151,15 @@ def _account_of(provider: Any) -> str | None:
     return serial_account(serial) if isinstance(serial, str) else None
 
 
-# -- the SDK's default chain ------------------------------------------------------------------
+# -- the SDK's default chain (the link is in .aws_sdk_chain) -----------------------------------
 
 _PROVIDERS: dict[tuple[str, str], IdentityResolver] = {}
 _LOCK = threading.Lock()
 
 
-class ChainProvider:
-    """A link in the SDK's default credential chain (installing this package registers it for
-    the entry point group ``smithy_aws_core.identity.chain_providers``, through
-    :mod:`.aws_sdk_chain`), placed before the profile's role and static-key slots.
-
-    Opt-in, profile by profile: it takes part only for a profile that says
-    ``aio_sts_session = true`` in ``~/.aws/config``; every other profile, and every client of
-    the environment, is untouched. For such a profile, ``profile="work"`` alone gets an MFA
-    session: the provider :func:`~aio_sts_session.from_profile` makes (a role profile's role
-    on the MFA session), on the shared encrypted cache of the command line (one code for this
-    program and every other tool), asking for codes with the profile's ``mfa_process``, else
-    on the controlling terminal. One provider per profile serves every client of the process,
-    for the process's lifetime.
-    """
-
-    @property
-    def name(self) -> str:
-        return "AioStsSession"
-
-    @property
-    def ordering(self) -> Before:
-        return Before(slot=StandardProvider.PROFILE_ASSUME_ROLE)
-
-    async def setup(self, identity_type: type[Any], setup: ChainSetup) -> None:
-        if identity_type is not AWSCredentialsIdentity:
-            return
-        profile = setup.profile_name
-        if profile is None or not opted_in(setup.config_file, profile):
-            return
-        setup.add_terminal_resolver(_resolver_for(profile))
-
-
-def _resolver_for(profile: str) -> IdentityResolver:
-    """The process's one resolver (and provider) for ``profile``."""
+def resolver_for(profile: str) -> IdentityResolver:
+    """The process's one resolver (and provider) for ``profile``: what the default chain's
+    link (:mod:`.aws_sdk_chain`) adds for a profile that opted in."""
     files = (
         os.environ.get("AWS_CONFIG_FILE", ""),
         os.environ.get("AWS_SHARED_CREDENTIALS_FILE", ""),

@@ -1,11 +1,11 @@
 """The entry point the new AWS SDK's default credential chain loads, in every program of an
 environment where this package is installed (group ``smithy_aws_core.identity.chain_providers``).
 
-It must never break a program that does not use this library. So it imports smithy only through
-:mod:`.aws_sdk`, and when that cannot be loaded (a smithy minor this version was not tested
-with), the link it returns stays out of every profile's way, except a profile that opted in
-(``aio_sts_session = true``): that one fails with a message naming the fix, rather than falling
-through to the profile's long-term keys without MFA.
+It must never break a program that does not use this library. So it imports smithy only when
+the chain asks it something, and when :mod:`.aws_sdk` cannot be loaded (a smithy minor this
+version was not tested with), the link it returns stays out of every profile's way, except a
+profile that opted in (``aio_sts_session = true``): that one fails with a message naming the
+fix, rather than falling through to the profile's long-term keys without MFA.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from ..exceptions import ConfigurationError
 
-__all__ = ["OPT_IN", "chain_provider", "opted_in"]
+__all__ = ["OPT_IN", "ChainProvider", "Unavailable", "chain_provider", "opted_in"]
 
 #: The profile setting that puts this library in the SDK's default chain for that profile.
 OPT_IN = "aio_sts_session"
@@ -29,22 +29,34 @@ def opted_in(config: Any, profile: str | None) -> bool:
     return str(config.get(profile, OPT_IN) or "").strip().lower() in _TRUE
 
 
-def chain_provider() -> Any:
-    """The link: :class:`~aio_sts_session.aws_sdk.ChainProvider`, or one that only refuses the
-    profiles that opted in when it cannot be loaded."""
+def chain_provider() -> ChainProvider:
+    """The link: :class:`ChainProvider`, or one that only refuses the profiles that opted in
+    when this version cannot work with the installed SDK."""
     try:
-        from .aws_sdk import ChainProvider
+        from smithy_aws_core.identity.chain import Before, StandardProvider
 
+        from .aws_sdk import resolver_for  # noqa: F401 - it loads: an SDK this version knows
+
+        Before(slot=StandardProvider.PROFILE_ASSUME_ROLE)  # the API this link is made for
         return ChainProvider()
     except Exception as exc:  # an ImportError, or an AttributeError of a changed API
         return Unavailable(exc)
 
 
-class Unavailable:
-    """The link when :mod:`.aws_sdk` cannot be loaded with the installed SDK."""
+class ChainProvider:
+    """A link in the SDK's default credential chain (installing this package registers it for
+    the entry point group ``smithy_aws_core.identity.chain_providers``), placed before the
+    profile's role and static-key slots.
 
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
+    Opt-in, profile by profile: it takes part only for a profile that says
+    ``aio_sts_session = true`` in ``~/.aws/config``; every other profile, and every client of
+    the environment, is untouched. For such a profile, ``profile="work"`` alone gets an MFA
+    session: the provider :func:`~aio_sts_session.from_profile` makes (a role profile's role
+    on the MFA session), on the shared encrypted cache of the command line (one code for this
+    program and every other tool), asking for codes with the profile's ``mfa_process``, else
+    on the controlling terminal. One provider per profile serves every client of the process,
+    for the process's lifetime.
+    """
 
     @property
     def name(self) -> str:
@@ -55,6 +67,24 @@ class Unavailable:
         from smithy_aws_core.identity.chain import Before, StandardProvider
 
         return Before(slot=StandardProvider.PROFILE_ASSUME_ROLE)
+
+    async def setup(self, identity_type: type[Any], setup: Any) -> None:
+        from smithy_aws_core.identity import AWSCredentialsIdentity
+
+        from .aws_sdk import resolver_for
+
+        profile = setup.profile_name
+        if identity_type is not AWSCredentialsIdentity or not opted_in(setup.config_file, profile):
+            return
+        setup.add_terminal_resolver(resolver_for(profile))
+
+
+class Unavailable(ChainProvider):
+    """The link when this version cannot work with the installed SDK: it stays out of every
+    profile's way but refuses those that opted in."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
     async def setup(self, identity_type: type[Any], setup: Any) -> None:
         profile = setup.profile_name
