@@ -757,7 +757,6 @@ async def test_a_passphrase_keyring_never_asks_per_aws_call(
 
 SECRET_SERVICE = """
 printf 'test-password\\n' | gnome-keyring-daemon --unlock --components=secrets >/dev/null
-gnome-keyring-daemon --start --components=secrets >/dev/null
 run() {  # run NAME ARGS...: the command line, its outputs and status in files named NAME.*
     name=$1; shift
     "$PYTHON" -m aio_sts_session "$@" > "$OUT/$name.out" 2> "$OUT/$name.err" < "$OUT/$name.in"
