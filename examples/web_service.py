@@ -7,7 +7,7 @@ request that would wait for the approval gets a 503 at once, and ``keep_fresh()`
 next code 30 minutes before the session in hand ends, so renewals never make anyone wait.
 
 The demo needs no AWS account and no person: the strict fake STS of ``aio_sts_session.testing``
-on 127.0.0.1, a clock moved by hand (six simulated hours in a second or two), 20 clients calling
+on 127.0.0.1, a clock moved by hand (six simulated hours in a few seconds), 20 clients calling
 the service every simulated 5 minutes, and an "approver" that answers each request for a code
 10 simulated minutes after it was published. Run it with:
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiobotocore.session import AioSession
@@ -65,13 +66,20 @@ class CodeInbox:
 def make_app(provider: SessionTokenProvider, inbox: CodeInbox, sts_url: str) -> web.Application:
     app = web.Application()
     session = provider.attach(AioSession())  # every client refreshes through the provider
+    sts_client: web.AppKey[Any] = web.AppKey("sts_client")  # aiobotocore clients are untyped
+
+    async def aws_clients(app: web.Application) -> AsyncIterator[None]:
+        # One client for the service's life, as with any AWS client: it signs each call with
+        # the provider's credentials of the moment and refreshes through the provider.
+        async with session.create_client(
+            "sts", endpoint_url=sts_url, region_name="us-east-1"
+        ) as client:
+            app[sts_client] = client
+            yield
 
     async def whoami(request: web.Request) -> web.Response:
         try:
-            async with session.create_client(
-                "sts", endpoint_url=sts_url, region_name="us-east-1"
-            ) as sts:
-                identity = await sts.get_caller_identity()  # signed with the MFA session
+            identity = await request.app[sts_client].get_caller_identity()  # the MFA session
         except RefreshPendingError:  # an approval is awaited: say so at once, never hang
             return web.json_response({"error": "credentials pending approval"}, status=503)
         except StsSessionError as exc:  # e.g. the approver never answered: the next try asks
@@ -88,6 +96,7 @@ def make_app(provider: SessionTokenProvider, inbox: CodeInbox, sts_url: str) -> 
         code = (await request.text()).strip()
         return web.json_response({"accepted": inbox.answer(code)})
 
+    app.cleanup_ctx.append(aws_clients)
     app.router.add_get("/whoami", whoami)
     app.router.add_get("/mfa", mfa_status)
     app.router.add_post("/mfa", mfa_answer)
